@@ -1,0 +1,123 @@
+"""Intake: survey responses and ticket events in; alerts, dead letters and state out.
+
+One batch agent consumes both input topics and the re-key topic. Each batch goes
+through ``alerts.pipeline.Pipeline`` (validation, customer state, detection);
+this module only does the I/O around it and waits until the broker has every
+output of the batch before the batch's offsets can be committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from faust.types import Message
+
+from alerts.pipeline import Emit, Pipeline, Record, Topics
+from schemas.common import SCHEMA_VERSION
+from stream.metrics import Metrics
+from stream.partitioning import owner_function
+from stream.settings import Settings
+from stream.state import CustomerStore
+
+if TYPE_CHECKING:
+    from stream.app import SurveyApp
+
+_VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
+Send = Callable[[str, bytes | None, bytes, int | None, list[tuple[str, bytes]]], Awaitable[Any]]
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware and in UTC."""
+    return datetime.now(UTC)
+
+
+class IntakeAgent:
+    """Process one consumer batch: validate, update state, detect, produce."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: CustomerStore,
+        send: Send,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.send = send
+        self.metrics = metrics
+        self.clock = clock
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        started = time.perf_counter()
+        records = [
+            Record(m.topic, m.partition, m.offset, m.key, m.value, m.headers or (), m.timestamp)
+            for m in messages
+        ]
+        result = self.pipeline.process(records, self.store.load, self.clock())
+        pending = [await self._send(e) for e in result.emits]
+        self.store.save(result.dirty)
+        if pending:
+            await asyncio.gather(*pending)  # raises if the broker refused any output
+        elapsed = time.perf_counter() - started
+        self._observe_latency(result.emits)
+        self.metrics.observe(result, len(records), elapsed)
+        self.metrics.customers.set(len(self.store))
+
+    async def _send(self, emit: Emit) -> Any:
+        value = emit.value if isinstance(emit.value, bytes) else orjson.dumps(emit.value)
+        headers = emit.headers if isinstance(emit.value, bytes) else [_VERSION_HEADER]
+        return await self.send(emit.topic, emit.key, value, emit.partition, headers)
+
+    def _observe_latency(self, emits: list[Emit]) -> None:
+        now = time.time()
+        for e in emits:
+            if e.cause_timestamp is not None:
+                self.metrics.alert_latency.observe(max(0.0, now - e.cause_timestamp))
+
+
+def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
+    """Declare the intake topics and table on ``app`` and register the batch agent."""
+    inputs = app.topic(
+        settings.survey_responses_topic,
+        settings.ticket_events_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    rekey = app.topic(
+        settings.rekey_topic,
+        partitions=settings.partitions,
+        internal=True,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        "customers",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Per-customer state: tickets, profile and recent answers (orjson documents).",
+    )
+    topics = Topics(
+        survey_responses=settings.survey_responses_topic,
+        ticket_events=settings.ticket_events_topic,
+        rekey=settings.rekey_topic,
+        recovery_alerts=settings.recovery_alerts_topic,
+        dlq=settings.dlq_topic,
+    )
+    pipeline = Pipeline(topics, settings.policy(), owner_function(settings.partitions))
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes, partition: int | None,
+        headers: list[tuple[str, bytes]],
+    ) -> Any:
+        return await app.producer.send(topic, key, value, partition, None, headers)
+
+    agent = IntakeAgent(pipeline, CustomerStore(table), send, app.metrics)  # type: ignore[attr-defined]
+    app.batch_agent(inputs, rekey)(agent)
+    return agent

@@ -1,0 +1,1 @@
+"""Pure domain logic: customer state, alert classification and context. No Faust here."""

@@ -1,0 +1,199 @@
+"""Per-customer state: tickets, profile and recent answers, built from events.
+
+The state is plain data so it can live in a Faust table as one orjson document
+per customer. Times are epoch seconds (floats): compact and cheap to compare.
+Every collection is bounded so one customer cannot grow without limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.inputs import SurveyResponse, TicketEvent
+
+MAX_TICKETS = 50
+MAX_RESPONSES = 100
+MAX_SEEN_EVENTS = 500
+RECENT_SCORES = 5
+CLOSED_STATES = frozenset({"resolved", "closed"})
+_STATUS_BY_TYPE = {
+    "created": "open",
+    "assigned": "open",
+    "first_response": "pending",
+    "agent_reply": "pending",
+    "customer_reply": "open",
+    "escalated": "escalated",
+    "resolved": "resolved",
+    "reopened": "reopened",
+    "closed": "closed",
+}
+
+
+def to_epoch(ts: datetime) -> float:
+    """Epoch seconds of an aware datetime."""
+    return ts.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    """Aware UTC datetime of epoch seconds."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What is known of one ticket; attributes follow the newest event (by ``occurred_at``)."""
+
+    ticket_id: str
+    status: str = "open"
+    team: str | None = None
+    agent_id: str | None = None
+    channel: str | None = None
+    category: str | None = None
+    priority: str | None = None
+    opened_at: float | None = None
+    last_at: float = 0.0
+    reopened: int = 0
+    escalated: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        """Not resolved and not closed."""
+        return self.status not in CLOSED_STATES
+
+
+@dataclass(slots=True)
+class Answer:
+    """One survey response as last submitted, and the alert kinds it already raised."""
+
+    response_id: str
+    submitted_at: float
+    nps: int | None = None
+    csat: int | None = None
+    ces: int | None = None
+    stars: int | None = None
+    alerted: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything the service remembers of one customer."""
+
+    tier: str | None = None
+    account_value: float | None = None
+    profile_at: float = 0.0
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    answers: dict[str, Answer] = field(default_factory=dict)
+    seen_events: list[str] = field(default_factory=list)
+
+    # -- tickets ---------------------------------------------------------------
+
+    def apply_ticket_event(self, ev: TicketEvent) -> bool:
+        """Fold a ticket event into the state. Returns False for a duplicate delivery."""
+        if ev.event_id in self.seen_events:
+            return False
+        self.seen_events.append(ev.event_id)
+        if len(self.seen_events) > MAX_SEEN_EVENTS:
+            del self.seen_events[: len(self.seen_events) - MAX_SEEN_EVENTS]
+
+        at = to_epoch(ev.occurred_at)
+        if at >= self.profile_at and (ev.customer_tier is not None or ev.account_value is not None):
+            self.tier = ev.customer_tier if ev.customer_tier is not None else self.tier
+            if ev.account_value is not None:
+                self.account_value = ev.account_value
+            self.profile_at = at
+
+        ticket = self.tickets.get(ev.ticket_id)
+        if ticket is None:
+            ticket = self.tickets[ev.ticket_id] = Ticket(ev.ticket_id)
+        newest = at >= ticket.last_at
+        if ev.type == "created" and (ticket.opened_at is None or at < ticket.opened_at):
+            ticket.opened_at = at
+        if ev.type == "reopened":
+            ticket.reopened += 1
+        if ev.type == "escalated":
+            ticket.escalated = True
+        for name in ("team", "agent_id", "channel", "category", "priority"):
+            value = getattr(ev, name)
+            # The newest event wins; an older one only fills what is still unknown.
+            if value is not None and (newest or getattr(ticket, name) is None):
+                setattr(ticket, name, value)
+        if newest:
+            ticket.status = _STATUS_BY_TYPE[ev.type]
+            ticket.last_at = at
+        self._bound_tickets()
+        return True
+
+    def _bound_tickets(self) -> None:
+        if len(self.tickets) <= MAX_TICKETS:
+            return
+        # Forget the oldest closed tickets first, then the oldest of any kind.
+        order = sorted(self.tickets.values(), key=lambda t: (t.is_open, t.last_at))
+        for ticket in order[: len(self.tickets) - MAX_TICKETS]:
+            del self.tickets[ticket.ticket_id]
+
+    def open_tickets(self) -> list[Ticket]:
+        """Open tickets, newest activity first."""
+        return sorted(
+            (t for t in self.tickets.values() if t.is_open), key=lambda t: t.last_at, reverse=True
+        )
+
+    # -- answers ---------------------------------------------------------------
+
+    def record_answer(self, resp: SurveyResponse) -> Answer:
+        """Store (or replace, for an edit) a response's answers; returns the stored answer.
+
+        The kinds already alerted for the response id are carried over, so an edit
+        can never raise the same kind twice.
+        """
+        previous = self.answers.get(resp.response_id)
+        s = resp.scores
+        answer = Answer(
+            resp.response_id,
+            to_epoch(resp.submitted_at),
+            s.nps,
+            s.csat,
+            s.ces,
+            s.stars,
+            list(previous.alerted) if previous else [],
+        )
+        self.answers[resp.response_id] = answer
+        if len(self.answers) > MAX_RESPONSES:
+            oldest = min(self.answers.values(), key=lambda a: a.submitted_at)
+            del self.answers[oldest.response_id]
+        return answer
+
+    def recent_answers(self, n: int = RECENT_SCORES) -> list[Answer]:
+        """The newest ``n`` answers by submission time."""
+        return sorted(self.answers.values(), key=lambda a: a.submitted_at, reverse=True)[:n]
+
+    # -- (de)serialisation -------------------------------------------------------
+
+    def to_doc(self) -> dict[str, Any]:
+        """A JSON-able document (compact keys; read back by ``from_doc``)."""
+        return {
+            "v": 1,
+            "tier": self.tier,
+            "av": self.account_value,
+            "pa": self.profile_at,
+            "t": [
+                [t.ticket_id, t.status, t.team, t.agent_id, t.channel, t.category, t.priority,
+                 t.opened_at, t.last_at, t.reopened, t.escalated]
+                for t in self.tickets.values()
+            ],
+            "a": [
+                [a.response_id, a.submitted_at, a.nps, a.csat, a.ces, a.stars, a.alerted]
+                for a in self.answers.values()
+            ],
+            "e": self.seen_events,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> CustomerState:
+        """Rebuild the state written by ``to_doc``."""
+        if doc.get("v") != 1:
+            raise ValueError(f"unknown customer state version {doc.get('v')!r}")
+        tickets = {row[0]: Ticket(*row) for row in doc["t"]}
+        answers = {row[0]: Answer(*row) for row in doc["a"]}
+        return cls(doc["tier"], doc["av"], doc["pa"], tickets, answers, list(doc["e"]))

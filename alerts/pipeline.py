@@ -1,0 +1,209 @@
+"""The per-batch pipeline: raw records in, alerts, dead letters and state changes out.
+
+Pure logic with no Kafka or Faust import: the agents hand it whole consumer
+batches and do the I/O. Bad records become dead letters (data, not crashes).
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from alerts.customer import CustomerState
+from alerts.detector import detect
+from alerts.policy import AlertPolicy
+from schemas.common import SCHEMA_VERSION, format_timestamp
+from schemas.inputs import SurveyResponse, TicketEvent
+from schemas.validate import Rejection, decode_json, validate_doc
+
+SURVEY = "survey_response"
+TICKET = "ticket_event"
+KIND_HEADER = "survey-alerts-kind"
+ORIGIN_HEADER = "survey-alerts-origin"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record, independent of the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    timestamp: float | None = None  # broker timestamp, epoch seconds
+
+
+@dataclass(slots=True)
+class Emit:
+    """A message to produce: ``value`` is a JSON document or raw bytes passed through."""
+
+    topic: str
+    key: bytes | None
+    value: dict[str, Any] | bytes
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    cause_timestamp: float | None = None  # broker timestamp of the record that caused it
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Everything one batch produced, for the agent to send, store and count."""
+
+    emits: list[Emit] = field(default_factory=list)
+    dirty: dict[str, tuple[int, CustomerState]] = field(default_factory=dict)
+    consumed: Counter[str] = field(default_factory=Counter)
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duplicates: int = 0
+    edits: int = 0
+    rekeyed: int = 0
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Names of the topics the pipeline reads and writes."""
+
+    survey_responses: str
+    ticket_events: str
+    rekey: str
+    recovery_alerts: str
+    dlq: str
+
+
+def _text_or_b64(raw: bytes) -> tuple[str, str]:
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def dead_letter(rec: Record, err: Rejection, now: datetime) -> dict[str, Any]:
+    """The dead-letter document for ``rec`` (contract: ``feedback-dlq``)."""
+    payload, payload_encoding = _text_or_b64(rec.value or b"")
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "source_topic": rec.topic,
+        "partition": rec.partition,
+        "offset": rec.offset,
+        "key": None,
+        "payload": payload,
+        "payload_encoding": payload_encoding,
+        "error": {"code": err.code, "message": err.message, "field": err.field},
+        "received_at": format_timestamp(now),
+    }
+    if rec.key is not None:
+        doc["key"], doc["key_encoding"] = _text_or_b64(rec.key)
+    origin = dict(rec.headers).get(ORIGIN_HEADER)
+    if origin:  # a re-keyed record: point at where it really came from
+        topic, partition, offset = origin.decode().rsplit("/", 2)
+        doc.update(source_topic=topic, partition=int(partition), offset=int(offset))
+    return doc
+
+
+def interleave(records: Sequence[Record]) -> list[Record]:
+    """Merge a batch's partitions by broker timestamp, keeping each partition's own order.
+
+    A batch holds runs of records per topic-partition. A ticket's ``created`` event
+    and the survey about it sit on different topics; processing them by time lets
+    the survey see the ticket it refers to. Order inside a partition is never
+    changed, so an edit still follows the response it edits.
+    """
+    runs: dict[tuple[str, int], list[Record]] = {}
+    for rec in records:
+        runs.setdefault((rec.topic, rec.partition), []).append(rec)
+    if len(runs) <= 1:
+        return list(records)
+    return list(heapq.merge(*runs.values(), key=lambda r: r.timestamp or 0.0))
+
+
+class Pipeline:
+    """Validate, keep customer state and detect alerts for batches of records.
+
+    ``owner(customer_id)`` names the partition whose state holds the customer. A
+    record that arrived elsewhere (no key, a wrong key, another partitioner) is
+    forwarded to the re-key topic on that partition instead of being processed
+    against state this worker may not own.
+    """
+
+    def __init__(
+        self, topics: Topics, policy: AlertPolicy, owner: Callable[[str], int]
+    ) -> None:
+        self.topics = topics
+        self.policy = policy
+        self.owner = owner
+        self._kinds = {topics.survey_responses: SURVEY, topics.ticket_events: TICKET}
+
+    def process(
+        self,
+        records: Sequence[Record],
+        load: Callable[[str], CustomerState | None],
+        now: datetime,
+    ) -> BatchResult:
+        """Process one batch in order; ``load`` reads a customer's stored state."""
+        out = BatchResult()
+        dirty = out.dirty
+        for rec in interleave(records):
+            kind = self._kind_of(rec)
+            out.consumed[rec.topic] += 1
+            event = self._parse(kind, rec)
+            if isinstance(event, Rejection):
+                out.invalid[(rec.topic, event.code)] += 1
+                out.emits.append(Emit(self.topics.dlq, rec.key, dead_letter(rec, event, now)))
+                continue
+            cid = event.customer_id
+            partition = self.owner(cid)
+            if partition != rec.partition:
+                out.rekeyed += 1
+                out.emits.append(self._rekey(rec, kind, cid, partition))
+                continue
+            held = dirty.get(cid)
+            state = held[1] if held else (load(cid) or CustomerState())
+            if isinstance(event, TicketEvent):
+                if not state.apply_ticket_event(event):
+                    out.duplicates += 1
+                    continue
+            else:
+                if event.response_id in state.answers:
+                    out.edits += 1
+                for alert in detect(state, event, self.policy, now):
+                    out.alerts[(alert["kind"], alert["severity"])] += 1
+                    out.emits.append(
+                        Emit(self.topics.recovery_alerts, cid.encode(), alert, cause_timestamp=rec.timestamp)
+                    )
+            dirty[cid] = (partition, state)
+        return out
+
+    def _kind_of(self, rec: Record) -> str:
+        kind = self._kinds.get(rec.topic)
+        if kind is None:
+            kind = dict(rec.headers).get(KIND_HEADER, b"").decode() or "unknown"
+        return kind
+
+    def _parse(self, kind: str, rec: Record) -> SurveyResponse | TicketEvent | Rejection:
+        doc = decode_json(rec.value)
+        if isinstance(doc, Rejection):
+            return doc
+        if kind == SURVEY:
+            return validate_doc(SurveyResponse, doc)
+        if kind == TICKET:
+            return validate_doc(TicketEvent, doc)
+        return Rejection("unknown_source", f"no schema for records of kind {kind!r}")
+
+    def _rekey(self, rec: Record, kind: str, cid: str, partition: int) -> Emit:
+        origin = dict(rec.headers).get(ORIGIN_HEADER) or (
+            f"{rec.topic}/{rec.partition}/{rec.offset}".encode()
+        )
+        return Emit(
+            self.topics.rekey,
+            cid.encode(),
+            rec.value or b"",
+            partition,
+            [(KIND_HEADER, kind.encode()), (ORIGIN_HEADER, origin)],
+        )

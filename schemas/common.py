@@ -1,0 +1,83 @@
+"""Types shared by every message: strict base model and RFC 3339 timestamps."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+SCHEMA_VERSION = 1
+
+# RFC 3339 date-time: a "T" (or space) separator and a mandatory offset.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse an RFC 3339 timestamp that carries an offset; anything else is an error.
+
+    Unix numbers and naive times are refused on purpose: a producer that sends them
+    has a bug that would silently shift windows by hours.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise PydanticCustomError("invalid_timestamp", "timestamp must carry a UTC offset")
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "invalid_timestamp",
+            "timestamp must be an RFC 3339 string such as 2026-11-22T13:20:53Z",
+        )
+    if not _RFC3339.match(value):
+        raise PydanticCustomError(
+            "invalid_timestamp",
+            "timestamp {value} is not RFC 3339 with an offset (e.g. 2026-11-22T13:20:53Z)",
+            {"value": repr(value[:64])},
+        )
+    text = value
+    frac = re.search(r"\.(\d{7,9})", text)
+    if frac:  # Python keeps microseconds; drop nanosecond digits instead of failing.
+        text = text.replace(frac.group(0), "." + frac.group(1)[:6])
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "invalid_timestamp",
+            "timestamp {value} is not a valid date: {reason}",
+            {"value": repr(value[:64]), "reason": str(exc)},
+        ) from None
+
+
+def format_timestamp(value: datetime) -> str:
+    """Render a timestamp as RFC 3339 in UTC with a ``Z`` suffix."""
+    text = value.isoformat().replace("+00:00", "Z")
+    return text
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_timestamp),
+    PlainSerializer(format_timestamp, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class WireModel(BaseModel):
+    """Strict: ``"7"`` is not an int and ``1`` is not a bool; unknown fields are kept."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+class OutputModel(BaseModel):
+    """Base of every message the service writes; all carry ``schema_version``."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION

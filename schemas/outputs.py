@@ -1,0 +1,135 @@
+"""Output messages: recovery alerts, escalations, window snapshots and dead letters.
+
+At run time the service builds these as plain dicts (validation per message would
+cost more than the rest of the pipeline); the tests validate what it emits against
+these models, and ``schemas/json`` is generated from them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import Id, OutputModel, Timestamp
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class OpenTicket(_Part):
+    """A ticket of the customer that is not closed."""
+
+    ticket_id: str
+    status: str
+    team: str | None
+    category: str | None
+    priority: str | None
+    channel: str | None
+    opened_at: Timestamp | None
+    reopened: int
+    escalated: bool
+
+
+class RecentScore(_Part):
+    """One recent survey answer of the customer (newest first in the list)."""
+
+    response_id: str
+    submitted_at: Timestamp
+    nps: int | None = None
+    csat: int | None = None
+    ces: int | None = None
+    stars: int | None = None
+
+
+class CustomerContext(_Part):
+    """What the service knows of the customer, so a follow-up needs no look-up."""
+
+    tier: str | None
+    account_value: float | None
+    open_tickets: list[OpenTicket]
+    open_ticket_count: int
+    recent_scores: list[RecentScore]
+
+
+class RecoveryAlert(OutputModel):
+    """A customer needs a follow-up (topic ``recovery-alerts``, keyed by customer_id)."""
+
+    alert_id: Id
+    kind: Annotated[str, Field(min_length=1)]
+    severity: Severity
+    status: Literal["open"] = "open"
+    customer_id: Id
+    response_id: str | None
+    ticket_id: str | None
+    team: str | None
+    agent_id: str | None
+    channel: str | None
+    category: str | None
+    queue: str
+    metric: str
+    score: int | float
+    threshold: int | float
+    submitted_at: Timestamp | None
+    created_at: Timestamp
+    follow_up_due_at: Timestamp
+    customer: CustomerContext
+
+
+class Escalation(OutputModel):
+    """Work routed to a team's queue (topic ``escalations.<queue>``)."""
+
+    escalation_id: Id
+    source: str
+    queue: str
+    team: str | None
+    priority: str
+    customer_id: Id
+    ticket_id: str | None
+    customer_tier: str | None
+    account_value: float | None
+    reason: str | None
+    rule: str
+    routed_at: Timestamp
+    alert_id: str | None = None
+
+
+class FeedbackWindow(OutputModel):
+    """A rolling score snapshot (topic ``feedback-windows``, keyed ``<dimension>:<key>``)."""
+
+    dimension: str
+    key: str
+    window: str
+    window_start: Timestamp
+    window_end: Timestamp
+    metric: str
+    responses: int
+    value: float | None
+    promoters: int | None = None
+    passives: int | None = None
+    detractors: int | None = None
+
+
+class DeadLetterError(_Part):
+    """Why a message could not be processed."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class DeadLetter(OutputModel):
+    """Input that could not be processed (topic ``feedback-dlq``)."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    key_encoding: Literal["utf-8", "base64"] | None = None
+    payload: str
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    error: DeadLetterError
+    received_at: Timestamp

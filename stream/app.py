@@ -1,0 +1,92 @@
+"""The Faust app, built from one ``Settings`` object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import faust
+from faust.types import Message
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stream.batching import BatchHandler, BatchTransport
+from stream.metrics import Metrics
+from stream.settings import Settings
+
+
+class SurveyApp(faust.App):
+    """A Faust app whose consumer hands batch agents whole batches (see ``stream.batching``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_handlers: dict[str, BatchHandler] = {}
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+    def batch_agent(
+        self, *topics: faust.types.TopicT
+    ) -> Callable[[BatchHandler], BatchHandler]:
+        """Register ``handler(messages)`` for every batch of records of ``topics``.
+
+        The handler runs inside the consumer's drain loop; when it returns, the
+        messages are acked and Faust commits them. If it raises, nothing is acked
+        and the worker stops, so the batch is processed again (at least once).
+        """
+
+        def register(handler: BatchHandler) -> BatchHandler:
+            for topic in topics:
+                self.topics.add(topic)  # subscribe, with no per-message agent
+                for name in topic.topics:
+                    if name in self.batch_handlers:
+                        raise ValueError(f"topic {name!r} already has a batch agent")
+                    self.batch_handlers[name] = handler
+            return handler
+
+        return register
+
+
+def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
+    """Build the app, its topics and tables, and serve ``/metrics``."""
+    credentials = None
+    if settings.sasl_username and settings.sasl_password:
+        credentials = faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password.get_secret_value()
+        )
+    app = SurveyApp(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=credentials,
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_max_poll_records=settings.max_poll_records,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.settings = settings  # type: ignore[attr-defined]
+    app.metrics = metrics if metrics is not None else Metrics()  # type: ignore[attr-defined]
+    registry = app.metrics.registry  # type: ignore[attr-defined]
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    from agents import install  # agents depend on the app, not the other way round
+
+    install(app, settings)
+    return app
+
+

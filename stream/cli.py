@@ -1,0 +1,156 @@
+"""``survey-alerts``: one subcommand per thing a person does."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from stream.settings import Settings
+
+
+@click.group()
+def main() -> None:
+    """Real-time survey alerts: rolling CSAT/NPS/CES, recovery alerts and routing on Kafka."""
+
+
+@main.command()
+def worker() -> None:
+    """Run the Faust worker against SURVEY_ALERTS_BROKER (every setting from SURVEY_ALERTS_*)."""
+    import faust
+
+    from stream.app import create_app
+    from stream.topics import ensure_topics
+
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    ensure_topics(settings)
+    app = create_app(settings)
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+@main.command()
+@click.option("--count", default=1000, show_default=True, help="How many messages to send.")
+@click.option("--rate", default=200.0, show_default=True, help="Messages per second (0: as fast as possible).")
+@click.option("--customers", default=1000, show_default=True, help="Distinct customers.")
+@click.option("--seed", default=1, show_default=True, help="Random seed: the same seed, the same stream.")
+@click.option("--malformed-rate", default=0.0, show_default=True, help="Fraction of broken messages.")
+@click.option("--edit-rate", default=0.02, show_default=True, help="Fraction of edited responses.")
+@click.option("--duplicate-rate", default=0.02, show_default=True, help="Fraction of duplicate ticket events.")
+@click.option("--live/--simulated", default=True, show_default=True,
+              help="Event times from the wall clock, or a simulated clock starting an hour ago.")
+@click.option("--stdout", is_flag=True, help="Print JSON lines (stream, key, value) instead of producing.")
+def generate(count: int, rate: float, customers: int, seed: int, malformed_rate: float,
+             edit_rate: float, duplicate_rate: float, live: bool, stdout: bool) -> None:
+    """Send realistic synthetic surveys and ticket events to the input topics."""
+    from stream.generate import Generator, Mix
+    from stream.produce import produce
+
+    mix = Mix(malformed_rate=malformed_rate, edit_rate=edit_rate, duplicate_rate=duplicate_rate)
+    gen = Generator(seed=seed, customers=customers, mix=mix, live=live)
+    if stdout:
+        for m in gen.messages(count):
+            click.echo(json.dumps({"stream": m.stream, "key": (m.key or b"").decode(),
+                                   "value": m.value.decode("utf-8", "replace"), "note": m.note}))
+        return
+    settings = Settings()
+    started = time.monotonic()
+    sent = produce(settings, gen.messages(count), rate=rate or None)
+    click.echo(f"sent {sent} messages in {time.monotonic() - started:.1f}s to {settings.broker}")
+
+
+@main.command()
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--rate", default=50.0, show_default=True, help="Generated messages per second.")
+@click.option("--malformed-rate", default=0.01, show_default=True, help="Fraction of broken messages.")
+@click.option("--seed", default=1, show_default=True, help="Random seed of the generator.")
+def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) -> None:
+    """Start the embedded broker, a worker and the generator; print alerts as they happen."""
+    from stream.demo import run_demo
+
+    run_demo(duration, rate, malformed_rate, seed)
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """Print every setting: environment variable, current value, meaning (secrets masked)."""
+    for env, value, doc in Settings().describe():
+        click.echo(f"{env:40} {value:30} {doc}")
+
+
+@main.group()
+def kafka() -> None:
+    """A local single-node Apache Kafka (KRaft) for tests and benchmarks."""
+
+
+def _state_file() -> Path:
+    from stream.brokers import CACHE
+
+    return CACHE / "kafka-run" / "state.json"
+
+
+@kafka.command("start")
+@click.option("--port", default=9092, show_default=True)
+def kafka_start(port: int) -> None:
+    """Fetch Kafka once (Maven Central), start it in the background, print its URL."""
+    from stream.brokers import ApacheKafka
+
+    state = _state_file()
+    if state.exists():
+        raise click.ClickException(f"a Kafka started here is already running ({state}); stop it first")
+    broker = ApacheKafka(port=port, workdir=state.parent)
+    broker.start()
+    assert broker.proc is not None
+    state.write_text(json.dumps({"pid": broker.proc.pid, "port": port}))
+    click.echo(broker.url)
+
+
+@kafka.command("stop")
+def kafka_stop() -> None:
+    """Stop the Kafka that ``kafka start`` started and delete its data."""
+    import os
+    import shutil
+
+    state = _state_file()
+    if not state.exists():
+        click.echo("no Kafka started by survey-alerts is running")
+        return
+    pid = json.loads(state.read_text())["pid"]
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(300):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    shutil.rmtree(state.parent, ignore_errors=True)
+    click.echo("stopped")
+
+
+@main.group()
+def schemas() -> None:
+    """The published JSON Schemas of every input and output."""
+
+
+@schemas.command("export")
+@click.option("--check", is_flag=True, help="Fail if the committed files differ from the code.")
+def schemas_export(check: bool) -> None:
+    """Write schemas/json/*.schema.json from the pydantic models."""
+    from schemas.export import export
+
+    changed = export(check=check)
+    if check and changed:
+        click.echo("out of date: " + ", ".join(changed), err=True)
+        sys.exit(1)
+    click.echo("up to date" if not changed else "wrote " + ", ".join(changed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""``survey-alerts demo``: embedded broker + worker + generator, alerts printed live."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from kafka import KafkaConsumer
+
+from stream.brokers import LocalBroker, Tansu, free_port
+from stream.generate import Generator, Mix
+from stream.produce import produce
+from stream.settings import Settings
+from stream.topics import ensure_topics
+
+_COLOURS = {"critical": "red", "warning": "yellow", "info": "cyan"}
+
+
+def alert_line(alert: dict[str, Any]) -> str:
+    """One readable line per alert (no customer id or comment: those stay on the topic)."""
+    c = alert.get("customer") or {}
+    due = str(alert.get("follow_up_due_at", ""))[5:16].replace("T", " ")
+    return (
+        f"{str(alert.get('created_at', ''))[11:19]}  {alert['severity'].upper():8} "
+        f"{alert['kind']:11} {alert['metric']}={alert['score']:<3} "
+        f"team={alert.get('team') or '-':10} queue={alert['queue']:10} "
+        f"tier={c.get('tier') or '-':9} open_tickets={c.get('open_ticket_count', 0)}  "
+        f"due {due}Z  {alert['alert_id']}"
+    )
+
+
+def _watch(settings: Settings, stop: threading.Event, counts: dict[str, int]) -> None:
+    consumer = KafkaConsumer(
+        settings.recovery_alerts_topic, settings.dlq_topic,
+        bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
+        group_id=None, consumer_timeout_ms=500,
+    )
+    try:
+        while not stop.is_set():
+            for record in consumer:
+                doc = orjson.loads(record.value)
+                if record.topic == settings.dlq_topic:
+                    counts["dead_letters"] += 1
+                    err = doc["error"]
+                    click.secho(f"{'':10}DEAD-LETTER {err['code']}: {err['message'][:90]}", dim=True)
+                else:
+                    counts["alerts"] += 1
+                    click.secho(alert_line(doc), fg=_COLOURS.get(doc["severity"]))
+                if stop.is_set():
+                    break
+    finally:
+        consumer.close()
+
+
+def run_demo(duration: float | None, rate: float, malformed_rate: float, seed: int,
+             broker: LocalBroker | None = None) -> dict[str, int]:
+    """Run the whole demo; returns what it counted."""
+    broker = broker or Tansu()
+    stop = threading.Event()
+    counts = {"sent": 0, "alerts": 0, "dead_letters": 0}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    workdir = Path(tempfile.mkdtemp(prefix="survey-alerts-demo-"))
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        click.echo(f"starting the embedded broker ({broker.name}) ...")
+        broker.start()
+        port = free_port()
+        env = {
+            **os.environ,
+            "SURVEY_ALERTS_BROKER": broker.url,
+            "SURVEY_ALERTS_WEB_PORT": str(port),
+            "SURVEY_ALERTS_DATA_DIR": str(workdir / "data"),
+            "SURVEY_ALERTS_LOG_LEVEL": "warn",
+            # tansu holds a new group's join for half the rebalance timeout
+            "SURVEY_ALERTS_SESSION_TIMEOUT_S": "6",
+            "SURVEY_ALERTS_REBALANCE_TIMEOUT_S": "6",
+        }
+        settings = Settings(broker=broker.url, web_port=port)
+        ensure_topics(settings)
+        log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed below
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        click.echo(f"worker started; metrics at http://127.0.0.1:{port}/metrics ; log {workdir}/worker.log")
+        click.echo("generating surveys and tickets; alerts appear below (Ctrl-C stops)\n")
+        watcher = threading.Thread(target=_watch, args=(settings, stop, counts), daemon=True)
+        watcher.start()
+        deadline = time.monotonic() + duration if duration else None
+
+        def should_stop() -> bool:
+            if worker is not None and worker.poll() is not None:
+                click.secho(f"the worker exited with {worker.returncode}; see {workdir}/worker.log", fg="red")
+                return True
+            return stop.is_set() or (deadline is not None and time.monotonic() > deadline)
+
+        gen = Generator(seed=seed, customers=500, mix=Mix(malformed_rate=malformed_rate), live=True)
+        counts["sent"] = produce(settings, gen.messages(10**12), rate=rate, should_stop=should_stop)
+        time.sleep(1.0)  # let the last alerts arrive
+        return counts
+    finally:
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        broker.stop()
+        click.echo(
+            f"\nsent {counts['sent']} events, saw {counts['alerts']} alerts and "
+            f"{counts['dead_letters']} dead letters"
+        )

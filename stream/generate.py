@@ -1,0 +1,234 @@
+"""Realistic synthetic survey responses and ticket events.
+
+Customers have a stable tier and account value; each interaction is a ticket
+(created, assigned, first response, replies, sometimes escalated or reopened,
+resolved, closed) followed by a survey about it. About 20% of NPS answers are
+detractors and some CES answers are 1-2. On request it mixes in edits (same
+``response_id``, new scores), duplicate deliveries and malformed messages.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from schemas.common import format_timestamp
+
+TEAMS = ["billing", "delivery", "accounts", "technical", "returns", "sales"]
+CATEGORY_TEAM = {
+    "billing": "billing", "refund": "billing", "delivery": "delivery", "damaged_item": "returns",
+    "return": "returns", "login": "accounts", "password": "accounts", "bug": "technical",
+    "outage": "technical", "upgrade": "sales",
+}
+CHANNELS = ["email", "chat", "phone", "sms", "social", "web", "in_person"]
+CHANNEL_WEIGHTS = [30, 30, 20, 5, 5, 8, 2]
+TIERS = ["standard", "silver", "gold", "platinum"]
+TIER_WEIGHTS = [70, 18, 9, 3]
+TOUCHPOINTS = ["case_closed", "help_center", "in_app", "relationship"]
+LOCALES = ["en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "ja-JP"]
+MALFORMED_KINDS = [
+    "not_json", "not_utf8", "nps_out_of_range", "missing_customer", "bad_timestamp",
+    "wrong_type", "not_object", "no_scores",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message to produce: ``stream`` is ``"survey"`` or ``"ticket"``."""
+
+    stream: str
+    key: bytes | None
+    value: bytes
+    note: str = ""  # "", "edit", "duplicate" or "malformed:<kind>"
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How much of each kind of irregular traffic to mix in (fractions of messages)."""
+
+    detractor_rate: float = 0.2
+    low_effort_rate: float = 0.12
+    edit_rate: float = 0.02
+    duplicate_rate: float = 0.02
+    malformed_rate: float = 0.0
+
+
+class Generator:
+    """A deterministic (seeded) stream of contract messages."""
+
+    def __init__(self, seed: int = 1, customers: int = 1_000, mix: Mix | None = None,
+                 start: datetime | None = None, step_s: float = 0.5, live: bool = False) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.customers = customers
+        self.mix = mix or Mix()
+        self.clock = start or datetime.now(UTC) - timedelta(hours=1)
+        self.step_s = step_s
+        self.live = live  # event times follow the wall clock instead of a simulated one
+        self._profiles: dict[str, tuple[str, float]] = {}
+        self._serial = 0
+        self._sent_surveys: list[dict[str, Any]] = []
+        self._sent_tickets: list[bytes] = []
+
+    def _next_id(self, prefix: str) -> str:
+        self._serial += 1
+        return f"{prefix}-{self.seed}-{self._serial:08d}"
+
+    def _tick(self, scale: float = 1.0) -> str:
+        if self.live:
+            return format_timestamp(datetime.now(UTC).replace(microsecond=0))
+        self.clock += timedelta(seconds=self.rng.expovariate(1.0 / (self.step_s * scale)))
+        return format_timestamp(self.clock.replace(microsecond=0))
+
+    def _customer(self) -> tuple[str, str, float]:
+        cid = f"cust-{self.rng.randrange(self.customers):07d}"
+        if cid not in self._profiles:
+            tier = self.rng.choices(TIERS, TIER_WEIGHTS)[0]
+            base = {"standard": 1_200, "silver": 8_000, "gold": 40_000, "platinum": 150_000}[tier]
+            self._profiles[cid] = (tier, round(self.rng.lognormvariate(0, 0.5) * base, 2))
+        tier, value = self._profiles[cid]
+        return cid, tier, value
+
+    def messages(self, count: int) -> Iterator[Message]:
+        """Exactly ``count`` messages, in event-time order per customer."""
+        n = 0
+        while n < count:
+            for msg in self._irregular() or self._interaction():
+                yield msg
+                n += 1
+                if n >= count:
+                    return
+
+    def _irregular(self) -> list[Message]:
+        r, m = self.rng.random(), self.mix
+        if r < m.malformed_rate:
+            return [self.malformed(self.rng.choice(MALFORMED_KINDS))]
+        r -= m.malformed_rate
+        if r < m.edit_rate and self._sent_surveys:
+            return [self._edit()]
+        r -= m.edit_rate
+        if r < m.duplicate_rate and self._sent_tickets:
+            value = self.rng.choice(self._sent_tickets)
+            key = orjson.loads(value)["customer_id"].encode()
+            return [Message("ticket", key, value, "duplicate")]
+        return []
+
+    def _interaction(self) -> list[Message]:
+        cid, tier, value = self._customer()
+        category = self.rng.choice(list(CATEGORY_TEAM))
+        team = CATEGORY_TEAM[category]
+        channel = self.rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0]
+        ticket_id = self._next_id("tkt")
+        agent = f"agent-{team[:3]}-{self.rng.randrange(12):02d}"
+        priority = self.rng.choices(["low", "normal", "high", "urgent"], [20, 60, 15, 5])[0]
+        out: list[Message] = []
+
+        def ticket(kind: str, **extra: Any) -> None:
+            doc = {"event_id": self._next_id("evt"), "ticket_id": ticket_id, "customer_id": cid,
+                   "type": kind, "occurred_at": self._tick(), **extra}
+            raw = orjson.dumps(doc)
+            self._sent_tickets.append(raw)
+            if len(self._sent_tickets) > 500:
+                del self._sent_tickets[:250]
+            out.append(Message("ticket", cid.encode(), raw))
+
+        ticket("created", team=team, channel=channel, priority=priority, category=category,
+               customer_tier=tier, account_value=value)
+        ticket("assigned", agent_id=agent)
+        ticket("first_response", agent_id=agent)
+        trouble = self.rng.random()
+        if trouble < 0.08:
+            ticket("escalated", reason=self.rng.choice(["angry customer", "refund over limit", "legal"]))
+        ticket("resolved", talk_seconds=self.rng.randint(60, 1500), hold_seconds=self.rng.randint(0, 300),
+               wrap_seconds=self.rng.randint(30, 600))
+        if trouble > 0.9:
+            ticket("reopened", reason="issue came back")
+        elif self.rng.random() < 0.6:
+            ticket("closed")
+        if self.rng.random() < 0.85:
+            out.append(self._survey(cid, ticket_id, channel, unhappy=trouble < 0.08 or trouble > 0.9))
+        return out
+
+    def _scores(self, unhappy: bool) -> dict[str, Any]:
+        rng, m = self.rng, self.mix
+        detract = rng.random() < (m.detractor_rate * (2.5 if unhappy else 0.85))
+        nps = rng.randint(0, 6) if detract else rng.choices([7, 8, 9, 10], [15, 20, 30, 35])[0]
+        mood = nps / 10
+        scores: dict[str, Any] = {}
+        if rng.random() < 0.9:
+            scores["nps"] = nps
+        if rng.random() < 0.7:
+            scores["csat"] = max(1, min(5, round(1 + 4 * mood + rng.gauss(0, 0.6))))
+        if rng.random() < 0.6:
+            if rng.random() < m.low_effort_rate:
+                scores["ces"] = rng.randint(1, 2)
+            else:
+                scores["ces"] = max(3, min(7, round(2 + 5 * mood + rng.gauss(0, 0.8))))
+        if rng.random() < 0.3:
+            scores["stars"] = max(1, min(5, round(1 + 4 * mood + rng.gauss(0, 0.7))))
+        if rng.random() < 0.15:
+            scores["ves"] = {"achieve": rng.randint(1, 7), "confidence": rng.randint(1, 7)}
+        if rng.random() < 0.4:
+            scores["goal_completed"] = mood > 0.5 or rng.random() < 0.3
+        return scores or {"nps": nps}
+
+    def _survey(self, cid: str, ticket_id: str, channel: str, unhappy: bool) -> Message:
+        doc: dict[str, Any] = {
+            "response_id": self._next_id("resp"),
+            "customer_id": cid,
+            "submitted_at": self._tick(scale=4),
+            "scores": self._scores(unhappy),
+            "ticket_id": ticket_id,
+            "channel": channel,
+            "touchpoint": self.rng.choice(TOUCHPOINTS),
+            "locale": self.rng.choice(LOCALES),
+        }
+        if self.rng.random() < 0.3:
+            doc["comment"] = self.rng.choice(
+                ["Took far too long.", "Great help, thanks!", "Had to explain twice.",
+                 "Agent was friendly.", "Still not fixed.", "Quick and easy."]
+            )
+        self._sent_surveys.append(doc)
+        if len(self._sent_surveys) > 500:
+            del self._sent_surveys[:250]
+        return Message("survey", cid.encode(), orjson.dumps(doc))
+
+    def _edit(self) -> Message:
+        doc = dict(self.rng.choice(self._sent_surveys))
+        doc["scores"] = self._scores(unhappy=self.rng.random() < 0.5)
+        return Message("survey", doc["customer_id"].encode(), orjson.dumps(doc), "edit")
+
+    def malformed(self, kind: str) -> Message:
+        """One broken message of a named kind (see ``MALFORMED_KINDS``)."""
+        cid, _, _ = self._customer()
+        good = {"response_id": self._next_id("resp"), "customer_id": cid,
+                "submitted_at": self._tick(), "scores": {"nps": 5}}
+        broken: dict[str, Any] | None = None
+        raw: bytes
+        if kind == "not_json":
+            raw = b'{"response_id": "r-1", "scores": {'
+        elif kind == "not_utf8":
+            raw = b'{"response_id": "\xff\xfe"}'
+        elif kind == "not_object":
+            raw = b'["a", "list"]'
+        else:
+            broken = dict(good)
+            if kind == "nps_out_of_range":
+                broken["scores"] = {"nps": 11}
+            elif kind == "missing_customer":
+                del broken["customer_id"]
+            elif kind == "bad_timestamp":
+                broken["submitted_at"] = "22/11/2026 13:20"
+            elif kind == "wrong_type":
+                broken["scores"] = {"nps": "9"}
+            elif kind == "no_scores":
+                broken["scores"] = {}
+            else:
+                raise ValueError(f"unknown malformed kind {kind!r}; choose from {MALFORMED_KINDS}")
+            raw = orjson.dumps(broken)
+        return Message("survey", cid.encode(), raw, f"malformed:{kind}")

@@ -1,0 +1,79 @@
+"""The service's Prometheus metrics: one typed bundle on a registry you pass in.
+
+Labels are bounded by construction (topic names from settings, alert kinds,
+error codes); never a customer, a response or free text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from alerts.pipeline import BatchResult
+
+PREFIX = "survey_alerts"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric the worker exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            f"{PREFIX}_records_consumed", "Input records read, by topic.", ["topic"], registry=r
+        )
+        self.invalid = Counter(
+            f"{PREFIX}_records_invalid",
+            "Input records sent to the dead-letter topic, by topic and error code.",
+            ["topic", "code"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            f"{PREFIX}_alerts_raised", "Recovery alerts raised, by kind and severity.",
+            ["kind", "severity"], registry=r,
+        )
+        self.duplicates = Counter(
+            f"{PREFIX}_duplicate_events", "Ticket events ignored as repeated deliveries.", registry=r
+        )
+        self.edits = Counter(
+            f"{PREFIX}_response_edits", "Survey responses that replaced an earlier one.", registry=r
+        )
+        self.rekeyed = Counter(
+            f"{PREFIX}_records_rekeyed",
+            "Records that arrived on a partition other than their customer's and were forwarded.",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            f"{PREFIX}_batch_records", "Records per processed batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000), registry=r,
+        )
+        self.batch_seconds = Histogram(
+            f"{PREFIX}_batch_duration_seconds", "Time to process and deliver one batch.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.alert_latency = Histogram(
+            f"{PREFIX}_alert_latency_seconds",
+            "From the broker timestamp of a response to its alert being acknowledged by the broker.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.customers = Gauge(
+            f"{PREFIX}_customers_in_state", "Customers held in this worker's state.", registry=r
+        )
+
+    def observe(self, result: BatchResult, records: int, seconds: float) -> None:
+        """Count what one batch did."""
+        for topic, n in result.consumed.items():
+            self.consumed.labels(topic).inc(n)
+        for (topic, code), n in result.invalid.items():
+            self.invalid.labels(topic, code).inc(n)
+        for (kind, severity), n in result.alerts.items():
+            self.alerts.labels(kind, severity).inc(n)
+        if result.duplicates:
+            self.duplicates.inc(result.duplicates)
+        if result.edits:
+            self.edits.inc(result.edits)
+        if result.rekeyed:
+            self.rekeyed.inc(result.rekeyed)
+        self.batch_size.observe(records)
+        self.batch_seconds.observe(seconds)

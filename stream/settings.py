@@ -1,0 +1,99 @@
+"""One frozen settings object, read from ``SURVEY_ALERTS_*`` environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alerts.policy import AlertPolicy
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Each field maps to ``SURVEY_ALERTS_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SURVEY_ALERTS_", frozen=True, extra="ignore")
+
+    broker: str = Field(
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers as a Faust URL; ';' separates several.",
+    )
+    app_id: str = Field("survey-alerts", description="Consumer group and prefix of internal topics.")
+    sasl_username: str | None = Field(None, description="SASL/PLAIN user name, if the broker needs one.")
+    sasl_password: SecretStr | None = Field(None, description="SASL/PLAIN password (never printed).")
+
+    survey_responses_topic: str = Field("survey-responses", description="Input: survey responses.")
+    ticket_events_topic: str = Field("ticket-events", description="Input: ticket lifecycle events.")
+    followup_actions_topic: str = Field("followup-actions", description="Input: follow-up actions.")
+    recovery_alerts_topic: str = Field("recovery-alerts", description="Output: recovery alerts.")
+    feedback_windows_topic: str = Field("feedback-windows", description="Output: score snapshots.")
+    escalations_prefix: str = Field("escalations.", description="Output: prefix of per-queue topics.")
+    dlq_topic: str = Field("feedback-dlq", description="Output: dead letters.")
+    partitions: int = Field(4, ge=1, description="Partitions of every topic the service creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication of every topic it creates.")
+
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's HTTP server (/metrics).")
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP server.")
+    data_dir: Path = Field(Path(".survey-alerts-data"), description="Faust's local data directory.")
+    log_level: str = Field("info", description="Worker log level: debug, info, warn, error.")
+    commit_interval_s: float = Field(1.0, gt=0, description="Seconds between offset commits.")
+    session_timeout_s: float = Field(30.0, gt=1, description="Kafka consumer group session timeout.")
+    rebalance_timeout_s: float = Field(30.0, gt=1, description="Most a rebalance may wait for members.")
+    max_poll_records: int = Field(2000, ge=1, description="Most records handed to one batch.")
+
+    nps_alert_max: int = Field(6, ge=0, le=10, description="NPS at or below this is a detractor.")
+    ces_alert_max: int = Field(2, ge=1, le=7, description="CES at or below this is high effort.")
+    csat_alert_max: int | None = Field(2, description="CSAT at or below this alerts (unset: never).")
+    stars_alert_max: int | None = Field(2, description="Stars at or below this alert (unset: never).")
+    key_tiers: frozenset[str] = Field(
+        frozenset({"gold", "platinum"}), description="Tiers whose alerts are always critical (JSON list)."
+    )
+    key_account_value: float = Field(50_000.0, ge=0, description="Account value from which alerts are critical.")
+    sla_critical_minutes: int = Field(240, ge=1, description="Follow-up due time of critical alerts.")
+    sla_warning_minutes: int = Field(1440, ge=1, description="Follow-up due time of warning alerts.")
+    sla_info_minutes: int = Field(4320, ge=1, description="Follow-up due time of info alerts.")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        for url in value.split(";"):
+            if "://" not in url:
+                raise ValueError(f"broker {url!r} needs a scheme, e.g. kafka://127.0.0.1:9092")
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` list for plain Kafka clients."""
+        return [url.split("://", 1)[1].rstrip("/") for url in self.broker.split(";")]
+
+    @property
+    def rekey_topic(self) -> str:
+        """Internal topic where records that arrived on the wrong partition are re-keyed."""
+        return f"{self.app_id}-rekey"
+
+    def policy(self) -> AlertPolicy:
+        """The alert policy these settings describe."""
+        return AlertPolicy(
+            nps_max=self.nps_alert_max,
+            ces_max=self.ces_alert_max,
+            csat_max=self.csat_alert_max,
+            stars_max=self.stars_alert_max,
+            key_tiers=self.key_tiers,
+            key_account_value=self.key_account_value,
+            sla={
+                "critical": timedelta(minutes=self.sla_critical_minutes),
+                "warning": timedelta(minutes=self.sla_warning_minutes),
+                "info": timedelta(minutes=self.sla_info_minutes),
+            },
+        )
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(environment variable, value, description) rows; secrets are masked."""
+        rows = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            shown = "**********" if isinstance(value, SecretStr) else repr(value)
+            rows.append((f"SURVEY_ALERTS_{name.upper()}", shown, info.description or ""))
+        return rows

@@ -1,0 +1,112 @@
+"""Creating and checking the service's topics with kafka-python's admin client."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from stream.errors import ConfigurationError
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def service_topics(settings: Settings) -> list[str]:
+    """Every topic the worker reads or writes (escalation queues are created on use)."""
+    s = settings
+    return [
+        s.survey_responses_topic,
+        s.ticket_events_topic,
+        s.followup_actions_topic,
+        s.rekey_topic,
+        s.recovery_alerts_topic,
+        s.feedback_windows_topic,
+        s.dlq_topic,
+    ]
+
+
+def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout_s: float = 30.0) -> None:
+    """Create missing topics with ``settings.partitions`` and check the inputs agree.
+
+    Inputs must be co-partitioned with the customer state, so an input topic that
+    already exists with another partition count is a configuration error, raised
+    here with the fix instead of surfacing later as a Faust crash.
+    """
+    names = topics if topics is not None else service_topics(settings)
+    admin = _admin(settings, timeout_s)
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(n, settings.partitions, settings.replication_factor)
+            for n in names
+            if n not in existing
+        ]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+            log.info("created topics: %s", ", ".join(t.name for t in new))
+    finally:
+        admin.close()
+    counts = partition_counts(settings, [settings.survey_responses_topic, settings.ticket_events_topic,
+                                         settings.rekey_topic], timeout_s)
+    for name, count in counts.items():
+        if count != settings.partitions:
+            raise ConfigurationError(
+                f"topic {name!r} has {count} partitions but SURVEY_ALERTS_PARTITIONS={settings.partitions}; "
+                "inputs must match the state's partitions: set SURVEY_ALERTS_PARTITIONS to "
+                f"{count} or recreate the topic"
+            )
+
+
+def partition_counts(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> dict[str, int]:
+    """How many partitions each topic has, waiting for fresh topics to appear."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, **_auth(settings))
+    try:
+        deadline = time.monotonic() + timeout_s
+        counts: dict[str, int] = {}
+        for name in topics:
+            while True:
+                parts = consumer.partitions_for_topic(name)
+                if parts:
+                    counts[name] = len(parts)
+                    break
+                if time.monotonic() > deadline:
+                    raise ConfigurationError(f"topic {name!r} did not appear within {timeout_s:.0f}s")
+                time.sleep(0.2)
+                consumer._client.cluster.request_update()
+        return counts
+    finally:
+        consumer.close()
+
+
+def _auth(settings: Settings) -> dict[str, str]:
+    if settings.sasl_username is None or settings.sasl_password is None:
+        return {}
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": settings.sasl_username,
+        "sasl_plain_password": settings.sasl_password.get_secret_value(),
+    }
+
+
+def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin",
+                **_auth(settings),
+            )
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise ConfigurationError(
+                    f"cannot reach Kafka at {settings.broker}: {exc}"
+                ) from exc
+            time.sleep(0.5)
