@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _headers(headers: Any) -> Sequence[tuple[str, bytes]]:
+    if not headers:
+        return ()
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+
+
 class IntakeAgent:
     """Process one consumer batch: validate, update state, detect, produce."""
 
@@ -56,7 +62,7 @@ class IntakeAgent:
     async def __call__(self, messages: Sequence[Message]) -> None:
         started = time.perf_counter()
         records = [
-            Record(m.topic, m.partition, m.offset, m.key, m.value, m.headers or (), m.timestamp)
+            Record(m.topic, m.partition, m.offset, m.key, m.value, _headers(m.headers), m.timestamp)
             for m in messages
         ]
         result = self.pipeline.process(records, self.store.load, self.clock())
@@ -113,7 +119,10 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
     pipeline = Pipeline(topics, settings.policy(), owner_function(settings.partitions))
 
     async def send(
-        topic: str, key: bytes | None, value: bytes, partition: int | None,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None,
         headers: list[tuple[str, bytes]],
     ) -> Any:
         return await app.producer.send(topic, key, value, partition, None, headers)

@@ -135,9 +135,7 @@ class CustomerState:
 
     def open_tickets(self) -> list[Ticket]:
         """Open tickets, newest activity first."""
-        return sorted(
-            (t for t in self.tickets.values() if t.is_open), key=lambda t: t.last_at, reverse=True
-        )
+        return sorted((t for t in self.tickets.values() if t.is_open), key=lambda t: t.last_at, reverse=True)
 
     # -- answers ---------------------------------------------------------------
 
@@ -178,8 +176,19 @@ class CustomerState:
             "av": self.account_value,
             "pa": self.profile_at,
             "t": [
-                [t.ticket_id, t.status, t.team, t.agent_id, t.channel, t.category, t.priority,
-                 t.opened_at, t.last_at, t.reopened, t.escalated]
+                [
+                    t.ticket_id,
+                    t.status,
+                    t.team,
+                    t.agent_id,
+                    t.channel,
+                    t.category,
+                    t.priority,
+                    t.opened_at,
+                    t.last_at,
+                    t.reopened,
+                    t.escalated,
+                ]
                 for t in self.tickets.values()
             ],
             "a": [

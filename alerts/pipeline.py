@@ -132,9 +132,7 @@ class Pipeline:
     against state this worker may not own.
     """
 
-    def __init__(
-        self, topics: Topics, policy: AlertPolicy, owner: Callable[[str], int]
-    ) -> None:
+    def __init__(self, topics: Topics, policy: AlertPolicy, owner: Callable[[str], int]) -> None:
         self.topics = topics
         self.policy = policy
         self.owner = owner

@@ -24,8 +24,9 @@ MODELS: dict[str, type[BaseModel]] = {
 
 def render(model: type[BaseModel]) -> str:
     """The JSON Schema text of one model, as committed."""
-    schema = model.model_json_schema(mode="serialization" if model.__module__.endswith("outputs")
-                                     else "validation")
+    schema = model.model_json_schema(
+        mode="serialization" if model.__module__.endswith("outputs") else "validation"
+    )
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

@@ -45,10 +45,7 @@ class Scores(WireModel):
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Scores:
-        if all(
-            v is None
-            for v in (self.nps, self.csat, self.ces, self.stars, self.ves, self.goal_completed)
-        ):
+        if all(v is None for v in (self.nps, self.csat, self.ces, self.stars, self.ves, self.goal_completed)):
             raise PydanticCustomError(
                 "missing",
                 "scores must contain at least one of nps, csat, ces, stars, ves, goal_completed",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import faust
-from faust.types import Message
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -25,9 +24,7 @@ class SurveyApp(faust.App):
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
 
-    def batch_agent(
-        self, *topics: faust.types.TopicT
-    ) -> Callable[[BatchHandler], BatchHandler]:
+    def batch_agent(self, *topics: faust.types.TopicT) -> Callable[[BatchHandler], BatchHandler]:
         """Register ``handler(messages)`` for every batch of records of ``topics``.
 
         The handler runs inside the consumer's drain loop; when it returns, the
@@ -88,5 +85,3 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
 
     install(app, settings)
     return app
-
-

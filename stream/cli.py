@@ -37,17 +37,34 @@ def worker() -> None:
 
 @main.command()
 @click.option("--count", default=1000, show_default=True, help="How many messages to send.")
-@click.option("--rate", default=200.0, show_default=True, help="Messages per second (0: as fast as possible).")
+@click.option(
+    "--rate", default=200.0, show_default=True, help="Messages per second (0: as fast as possible)."
+)
 @click.option("--customers", default=1000, show_default=True, help="Distinct customers.")
 @click.option("--seed", default=1, show_default=True, help="Random seed: the same seed, the same stream.")
 @click.option("--malformed-rate", default=0.0, show_default=True, help="Fraction of broken messages.")
 @click.option("--edit-rate", default=0.02, show_default=True, help="Fraction of edited responses.")
-@click.option("--duplicate-rate", default=0.02, show_default=True, help="Fraction of duplicate ticket events.")
-@click.option("--live/--simulated", default=True, show_default=True,
-              help="Event times from the wall clock, or a simulated clock starting an hour ago.")
+@click.option(
+    "--duplicate-rate", default=0.02, show_default=True, help="Fraction of duplicate ticket events."
+)
+@click.option(
+    "--live/--simulated",
+    default=True,
+    show_default=True,
+    help="Event times from the wall clock, or a simulated clock starting an hour ago.",
+)
 @click.option("--stdout", is_flag=True, help="Print JSON lines (stream, key, value) instead of producing.")
-def generate(count: int, rate: float, customers: int, seed: int, malformed_rate: float,
-             edit_rate: float, duplicate_rate: float, live: bool, stdout: bool) -> None:
+def generate(
+    count: int,
+    rate: float,
+    customers: int,
+    seed: int,
+    malformed_rate: float,
+    edit_rate: float,
+    duplicate_rate: float,
+    live: bool,
+    stdout: bool,
+) -> None:
     """Send realistic synthetic surveys and ticket events to the input topics."""
     from stream.generate import Generator, Mix
     from stream.produce import produce
@@ -56,8 +73,16 @@ def generate(count: int, rate: float, customers: int, seed: int, malformed_rate:
     gen = Generator(seed=seed, customers=customers, mix=mix, live=live)
     if stdout:
         for m in gen.messages(count):
-            click.echo(json.dumps({"stream": m.stream, "key": (m.key or b"").decode(),
-                                   "value": m.value.decode("utf-8", "replace"), "note": m.note}))
+            click.echo(
+                json.dumps(
+                    {
+                        "stream": m.stream,
+                        "key": (m.key or b"").decode(),
+                        "value": m.value.decode("utf-8", "replace"),
+                        "note": m.note,
+                    }
+                )
+            )
         return
     settings = Settings()
     started = time.monotonic()

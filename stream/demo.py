@@ -40,9 +40,12 @@ def alert_line(alert: dict[str, Any]) -> str:
 
 def _watch(settings: Settings, stop: threading.Event, counts: dict[str, int]) -> None:
     consumer = KafkaConsumer(
-        settings.recovery_alerts_topic, settings.dlq_topic,
-        bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
-        group_id=None, consumer_timeout_ms=500,
+        settings.recovery_alerts_topic,
+        settings.dlq_topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=500,
     )
     try:
         while not stop.is_set():
@@ -61,8 +64,9 @@ def _watch(settings: Settings, stop: threading.Event, counts: dict[str, int]) ->
         consumer.close()
 
 
-def run_demo(duration: float | None, rate: float, malformed_rate: float, seed: int,
-             broker: LocalBroker | None = None) -> dict[str, int]:
+def run_demo(
+    duration: float | None, rate: float, malformed_rate: float, seed: int, broker: LocalBroker | None = None
+) -> dict[str, int]:
     """Run the whole demo; returns what it counted."""
     broker = broker or Tansu()
     stop = threading.Event()

@@ -11,4 +11,3 @@ class ConfigurationError(ServiceError):
 
 class BrokerError(ServiceError):
     """A broker could not be installed, started, reached or stopped."""
-

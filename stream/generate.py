@@ -21,9 +21,16 @@ from schemas.common import format_timestamp
 
 TEAMS = ["billing", "delivery", "accounts", "technical", "returns", "sales"]
 CATEGORY_TEAM = {
-    "billing": "billing", "refund": "billing", "delivery": "delivery", "damaged_item": "returns",
-    "return": "returns", "login": "accounts", "password": "accounts", "bug": "technical",
-    "outage": "technical", "upgrade": "sales",
+    "billing": "billing",
+    "refund": "billing",
+    "delivery": "delivery",
+    "damaged_item": "returns",
+    "return": "returns",
+    "login": "accounts",
+    "password": "accounts",
+    "bug": "technical",
+    "outage": "technical",
+    "upgrade": "sales",
 }
 CHANNELS = ["email", "chat", "phone", "sms", "social", "web", "in_person"]
 CHANNEL_WEIGHTS = [30, 30, 20, 5, 5, 8, 2]
@@ -32,8 +39,14 @@ TIER_WEIGHTS = [70, 18, 9, 3]
 TOUCHPOINTS = ["case_closed", "help_center", "in_app", "relationship"]
 LOCALES = ["en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "ja-JP"]
 MALFORMED_KINDS = [
-    "not_json", "not_utf8", "nps_out_of_range", "missing_customer", "bad_timestamp",
-    "wrong_type", "not_object", "no_scores",
+    "not_json",
+    "not_utf8",
+    "nps_out_of_range",
+    "missing_customer",
+    "bad_timestamp",
+    "wrong_type",
+    "not_object",
+    "no_scores",
 ]
 
 
@@ -61,8 +74,15 @@ class Mix:
 class Generator:
     """A deterministic (seeded) stream of contract messages."""
 
-    def __init__(self, seed: int = 1, customers: int = 1_000, mix: Mix | None = None,
-                 start: datetime | None = None, step_s: float = 0.5, live: bool = False) -> None:
+    def __init__(
+        self,
+        seed: int = 1,
+        customers: int = 1_000,
+        mix: Mix | None = None,
+        start: datetime | None = None,
+        step_s: float = 0.5,
+        live: bool = False,
+    ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
         self.customers = customers
@@ -129,23 +149,40 @@ class Generator:
         out: list[Message] = []
 
         def ticket(kind: str, **extra: Any) -> None:
-            doc = {"event_id": self._next_id("evt"), "ticket_id": ticket_id, "customer_id": cid,
-                   "type": kind, "occurred_at": self._tick(), **extra}
+            doc = {
+                "event_id": self._next_id("evt"),
+                "ticket_id": ticket_id,
+                "customer_id": cid,
+                "type": kind,
+                "occurred_at": self._tick(),
+                **extra,
+            }
             raw = orjson.dumps(doc)
             self._sent_tickets.append(raw)
             if len(self._sent_tickets) > 500:
                 del self._sent_tickets[:250]
             out.append(Message("ticket", cid.encode(), raw))
 
-        ticket("created", team=team, channel=channel, priority=priority, category=category,
-               customer_tier=tier, account_value=value)
+        ticket(
+            "created",
+            team=team,
+            channel=channel,
+            priority=priority,
+            category=category,
+            customer_tier=tier,
+            account_value=value,
+        )
         ticket("assigned", agent_id=agent)
         ticket("first_response", agent_id=agent)
         trouble = self.rng.random()
         if trouble < 0.08:
             ticket("escalated", reason=self.rng.choice(["angry customer", "refund over limit", "legal"]))
-        ticket("resolved", talk_seconds=self.rng.randint(60, 1500), hold_seconds=self.rng.randint(0, 300),
-               wrap_seconds=self.rng.randint(30, 600))
+        ticket(
+            "resolved",
+            talk_seconds=self.rng.randint(60, 1500),
+            hold_seconds=self.rng.randint(0, 300),
+            wrap_seconds=self.rng.randint(30, 600),
+        )
         if trouble > 0.9:
             ticket("reopened", reason="issue came back")
         elif self.rng.random() < 0.6:
@@ -190,8 +227,14 @@ class Generator:
         }
         if self.rng.random() < 0.3:
             doc["comment"] = self.rng.choice(
-                ["Took far too long.", "Great help, thanks!", "Had to explain twice.",
-                 "Agent was friendly.", "Still not fixed.", "Quick and easy."]
+                [
+                    "Took far too long.",
+                    "Great help, thanks!",
+                    "Had to explain twice.",
+                    "Agent was friendly.",
+                    "Still not fixed.",
+                    "Quick and easy.",
+                ]
             )
         self._sent_surveys.append(doc)
         if len(self._sent_surveys) > 500:
@@ -206,8 +249,12 @@ class Generator:
     def malformed(self, kind: str) -> Message:
         """One broken message of a named kind (see ``MALFORMED_KINDS``)."""
         cid, _, _ = self._customer()
-        good = {"response_id": self._next_id("resp"), "customer_id": cid,
-                "submitted_at": self._tick(), "scores": {"nps": 5}}
+        good = {
+            "response_id": self._next_id("resp"),
+            "customer_id": cid,
+            "submitted_at": self._tick(),
+            "scores": {"nps": 5},
+        }
         broken: dict[str, Any] | None = None
         raw: bytes
         if kind == "not_json":

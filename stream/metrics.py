@@ -30,8 +30,10 @@ class Metrics:
             registry=r,
         )
         self.alerts = Counter(
-            f"{PREFIX}_alerts_raised", "Recovery alerts raised, by kind and severity.",
-            ["kind", "severity"], registry=r,
+            f"{PREFIX}_alerts_raised",
+            "Recovery alerts raised, by kind and severity.",
+            ["kind", "severity"],
+            registry=r,
         )
         self.duplicates = Counter(
             f"{PREFIX}_duplicate_events", "Ticket events ignored as repeated deliveries.", registry=r
@@ -45,17 +47,22 @@ class Metrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            f"{PREFIX}_batch_records", "Records per processed batch.",
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000), registry=r,
+            f"{PREFIX}_batch_records",
+            "Records per processed batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+            registry=r,
         )
         self.batch_seconds = Histogram(
-            f"{PREFIX}_batch_duration_seconds", "Time to process and deliver one batch.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            f"{PREFIX}_batch_duration_seconds",
+            "Time to process and deliver one batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.alert_latency = Histogram(
             f"{PREFIX}_alert_latency_seconds",
             "From the broker timestamp of a response to its alert being acknowledged by the broker.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.customers = Gauge(
             f"{PREFIX}_customers_in_state", "Customers held in this worker's state.", registry=r

@@ -13,6 +13,6 @@ def owner_function(partitions: int) -> Callable[[str], int]:
 
     @lru_cache(maxsize=262_144)
     def owner(customer_id: str) -> int:
-        return (murmur2(customer_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
+        return int(murmur2(customer_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
     return owner

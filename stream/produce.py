@@ -14,8 +14,11 @@ from stream.settings import Settings
 def producer_for(settings: Settings) -> KafkaProducer:
     """A producer that waits for all replicas and batches briefly."""
     return KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
-        retries=5, max_in_flight_requests_per_connection=1,
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        retries=5,
+        max_in_flight_requests_per_connection=1,
     )
 
 

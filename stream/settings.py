@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     key_tiers: frozenset[str] = Field(
         frozenset({"gold", "platinum"}), description="Tiers whose alerts are always critical (JSON list)."
     )
-    key_account_value: float = Field(50_000.0, ge=0, description="Account value from which alerts are critical.")
+    key_account_value: float = Field(
+        50_000.0, ge=0, description="Account value from which alerts are critical."
+    )
     sla_critical_minutes: int = Field(240, ge=1, description="Follow-up due time of critical alerts.")
     sla_warning_minutes: int = Field(1440, ge=1, description="Follow-up due time of warning alerts.")
     sla_info_minutes: int = Field(4320, ge=1, description="Follow-up due time of info alerts.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -41,20 +42,19 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout_s
     try:
         existing = set(admin.list_topics())
         new = [
-            NewTopic(n, settings.partitions, settings.replication_factor)
-            for n in names
-            if n not in existing
+            NewTopic(n, settings.partitions, settings.replication_factor) for n in names if n not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
             log.info("created topics: %s", ", ".join(t.name for t in new))
     finally:
         admin.close()
-    counts = partition_counts(settings, [settings.survey_responses_topic, settings.ticket_events_topic,
-                                         settings.rekey_topic], timeout_s)
+    counts = partition_counts(
+        settings,
+        [settings.survey_responses_topic, settings.ticket_events_topic, settings.rekey_topic],
+        timeout_s,
+    )
     for name, count in counts.items():
         if count != settings.partitions:
             raise ConfigurationError(
@@ -101,12 +101,11 @@ def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
     while True:
         try:
             return KafkaAdminClient(
-                bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin",
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id=f"{settings.app_id}-admin",
                 **_auth(settings),
             )
         except KafkaError as exc:
             if time.monotonic() > deadline:
-                raise ConfigurationError(
-                    f"cannot reach Kafka at {settings.broker}: {exc}"
-                ) from exc
+                raise ConfigurationError(f"cannot reach Kafka at {settings.broker}: {exc}") from exc
             time.sleep(0.5)
