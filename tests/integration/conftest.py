@@ -1,0 +1,147 @@
+"""A real Apache Kafka for the whole session, and workers run as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from stream.brokers import ApacheKafka, LocalBroker, free_port
+from stream.settings import Settings
+from stream.topics import ensure_topics
+from tests.factories import raw, survey, uid
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[LocalBroker]:
+    """Single-node Apache Kafka 4.x (KRaft) on loopback, started and stopped by the tests."""
+    broker = ApacheKafka()
+    broker.start(timeout_s=180)
+    yield broker
+    broker.stop()
+
+
+class Service:
+    """A worker subprocess with its own topics and consumer group, and helpers to talk to it."""
+
+    def __init__(self, broker: LocalBroker, workdir: Path, **overrides: str) -> None:
+        self.broker = broker
+        self.workdir = workdir
+        self.prefix = uid("t")
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "SURVEY_ALERTS_BROKER": broker.url,
+            "SURVEY_ALERTS_APP_ID": f"{self.prefix}-app",
+            "SURVEY_ALERTS_WEB_PORT": str(self.port),
+            "SURVEY_ALERTS_DATA_DIR": str(workdir / "data"),
+            "SURVEY_ALERTS_LOG_LEVEL": "info",
+            "SURVEY_ALERTS_SESSION_TIMEOUT_S": "10",
+            "SURVEY_ALERTS_REBALANCE_TIMEOUT_S": "10",
+            "SURVEY_ALERTS_COMMIT_INTERVAL_S": "0.5",
+        }
+        for name in ("survey_responses", "ticket_events", "followup_actions", "recovery_alerts",
+                     "feedback_windows", "dlq"):
+            self.env[f"SURVEY_ALERTS_{name.upper()}_TOPIC"] = f"{self.prefix}.{name}"
+        self.env.update({f"SURVEY_ALERTS_{k.upper()}": v for k, v in overrides.items()})
+        self.settings = Settings(**{k[len("SURVEY_ALERTS_"):].lower(): v for k, v in self.env.items()
+                                    if k.startswith("SURVEY_ALERTS_")})
+        ensure_topics(self.settings)
+        self.producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"worker-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Ready means a probe detractor came back as an alert."""
+        cid = uid("probe")
+        self.send_survey(survey(cid, nps=0))
+        self.alerts_for(cid, 1, timeout_s=timeout_s)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def send(self, topic: str, value: bytes | None, key: bytes | None) -> None:
+        self.producer.send(topic, value=value, key=key)
+        self.producer.flush()
+
+    def send_survey(self, doc: dict[str, Any], key: bytes | None | str = "auto") -> None:
+        k = doc["customer_id"].encode() if key == "auto" else key
+        self.send(self.settings.survey_responses_topic, raw(doc), k)  # type: ignore[arg-type]
+
+    def send_ticket(self, doc: dict[str, Any]) -> None:
+        self.send(self.settings.ticket_events_topic, raw(doc), doc["customer_id"].encode())
+
+    def read(self, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 60.0) -> list[Any]:
+        """Records of ``topic`` from the beginning, once ``until(records)`` holds."""
+        consumer = KafkaConsumer(topic, bootstrap_servers=self.broker.bootstrap, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, consumer_timeout_ms=500)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                records.extend(consumer)
+                if until(records):
+                    return records
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
+            raise AssertionError(f"timed out reading {topic}; have {len(records)} records\n{self.tail()}")
+        finally:
+            consumer.close()
+
+    def alerts_for(self, customer_id: str, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+        """Wait for at least ``count`` alerts of a customer; return all of them."""
+        def mine(records: list[Any]) -> list[dict[str, Any]]:
+            return [orjson.loads(r.value) for r in records if r.key == customer_id.encode()]
+
+        records = self.read(self.settings.recovery_alerts_topic, lambda rs: len(mine(rs)) >= count, timeout_s)
+        return mine(records)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as resp:
+            return str(resp.read().decode())
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        self.stop()
+        self.producer.close()
+
+
+@pytest.fixture(scope="module")
+def service(kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One worker for a test module, on topics no other module uses."""
+    svc = Service(kafka, tmp_path_factory.mktemp("worker"))
+    svc.start()
+    yield svc
+    svc.close()
