@@ -118,11 +118,13 @@ class Generator:
         """Exactly ``count`` messages, in event-time order per customer."""
         n = 0
         while n < count:
-            for msg in self._irregular() or self._interaction():
-                yield msg
-                n += 1
-                if n >= count:
-                    return
+            for regular in self._interaction():
+                # rates are per message: an irregular message may precede each regular one
+                for msg in [*self._irregular(), regular]:
+                    yield msg
+                    n += 1
+                    if n >= count:
+                        return
 
     def _irregular(self) -> list[Message]:
         r, m = self.rng.random(), self.mix

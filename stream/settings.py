@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from alerts.policy import AlertPolicy
 class Settings(BaseSettings):
     """Every knob of the service. Each field maps to ``SURVEY_ALERTS_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="SURVEY_ALERTS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SURVEY_ALERTS_", frozen=True, extra="ignore", env_parse_none_str="none"
+    )
 
     broker: str = Field(
         "kafka://127.0.0.1:9092",
@@ -45,8 +48,12 @@ class Settings(BaseSettings):
 
     nps_alert_max: int = Field(6, ge=0, le=10, description="NPS at or below this is a detractor.")
     ces_alert_max: int = Field(2, ge=1, le=7, description="CES at or below this is high effort.")
-    csat_alert_max: int | None = Field(2, description="CSAT at or below this alerts (unset: never).")
-    stars_alert_max: int | None = Field(2, description="Stars at or below this alert (unset: never).")
+    csat_alert_max: int | None = Field(
+        2, ge=1, le=5, description="CSAT at or below this alerts ('none': never)."
+    )
+    stars_alert_max: int | None = Field(
+        2, ge=1, le=5, description="Stars at or below this alert ('none': never)."
+    )
     key_tiers: frozenset[str] = Field(
         frozenset({"gold", "platinum"}), description="Tiers whose alerts are always critical (JSON list)."
     )
@@ -96,6 +103,13 @@ class Settings(BaseSettings):
         rows = []
         for name, info in type(self).model_fields.items():
             value = getattr(self, name)
-            shown = "**********" if isinstance(value, SecretStr) else repr(value)
+            if isinstance(value, SecretStr):
+                shown = "**********"
+            elif isinstance(value, frozenset):
+                shown = json.dumps(sorted(value))
+            elif isinstance(value, Path):
+                shown = str(value)
+            else:
+                shown = repr(value)
             rows.append((f"SURVEY_ALERTS_{name.upper()}", shown, info.description or ""))
         return rows
