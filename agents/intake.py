@@ -22,12 +22,12 @@ from schemas.common import SCHEMA_VERSION
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import CustomerStore
+from stream.state import CustomerStore, WindowStore
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
 
-_VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
+VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
 Send = Callable[[str, bytes | None, bytes, int | None, list[tuple[str, bytes]]], Awaitable[Any]]
 
 
@@ -52,9 +52,11 @@ class IntakeAgent:
         send: Send,
         metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
+        windows: WindowStore | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
+        self.windows = windows
         self.send = send
         self.metrics = metrics
         self.clock = clock
@@ -65,11 +67,22 @@ class IntakeAgent:
             Record(m.topic, m.partition, m.offset, m.key, m.value, _headers(m.headers), m.timestamp)
             for m in messages
         ]
-        result = self.pipeline.process(records, self.store.load, self.clock())
+        windows = self.windows
+        result = self.pipeline.process(
+            records, self.store.load, self.clock(), windows.get if windows is not None else None
+        )
+        # Crash safety without transactions: outputs first, then the window buckets
+        # (which remember the offsets they hold), then the customers. Whatever a crash
+        # cuts off, a replay of the batch re-sends outputs with the same ids, and
+        # neither counts a window twice nor forgets an alert it has not delivered.
         pending = [await self._send(e) for e in result.emits]
-        self.store.save(result.dirty)
         if pending:
             await asyncio.gather(*pending)  # raises if the broker refused any output
+        if windows is not None:
+            written = windows.save(result.windows)
+            if written:
+                await asyncio.gather(*written)
+        self.store.save(result.dirty)
         elapsed = time.perf_counter() - started
         self._observe_latency(result.emits)
         self.metrics.observe(result, len(records), elapsed)
@@ -77,7 +90,7 @@ class IntakeAgent:
 
     async def _send(self, emit: Emit) -> Any:
         value = emit.value if isinstance(emit.value, bytes) else orjson.dumps(emit.value)
-        headers = emit.headers if isinstance(emit.value, bytes) else [_VERSION_HEADER]
+        headers = emit.headers if isinstance(emit.value, bytes) else [VERSION_HEADER]
         return await self.send(emit.topic, emit.key, value, emit.partition, headers)
 
     def _observe_latency(self, emits: list[Emit]) -> None:
@@ -127,6 +140,26 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
     ) -> Any:
         return await app.producer.send(topic, key, value, partition, None, headers)
 
-    agent = IntakeAgent(pipeline, CustomerStore(table), send, app.metrics)  # type: ignore[attr-defined]
+    windows_table = app.Table(
+        "windows",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Per-partition rolling-window buckets and watermarks (orjson documents).",
+    )
+    windows = WindowStore(windows_table, settings.window_specs(), settings.late_grace_s)
+    agent = IntakeAgent(
+        pipeline,
+        CustomerStore(table),
+        send,
+        app.metrics,  # type: ignore[attr-defined]
+        windows=windows,
+    )
     app.batch_agent(inputs, rekey)(agent)
+
+    async def _forget(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        windows.forget({tp.partition for tp in revoked if tp.topic in app.batch_handlers})
+
+    app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]
+
     return agent

@@ -7,7 +7,7 @@ Every collection is bounded so one customer cannot grow without limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +56,8 @@ class Ticket:
     last_at: float = 0.0
     reopened: int = 0
     escalated: bool = False
+    agent_replies: int = 0
+    first_response_at: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -74,6 +76,17 @@ class Answer:
     ces: int | None = None
     stars: int | None = None
     alerted: list[str] = field(default_factory=list)
+    ves: float | None = None
+    goal: bool | None = None
+    # where the answer was counted: (dimension, key) pairs and a bit per window size
+    dims: list[list[str]] = field(default_factory=list)
+    windows: int = 0
+    ticket_id: str | None = None
+    own: list[str | None] = field(default_factory=list)  # the response's own team, channel, agent
+
+
+TICKET_FIELDS = [f.name for f in fields(Ticket)]
+ANSWER_FIELDS = [f.name for f in fields(Answer)]
 
 
 @dataclass(slots=True)
@@ -114,6 +127,12 @@ class CustomerState:
             ticket.reopened += 1
         if ev.type == "escalated":
             ticket.escalated = True
+        if ev.type == "agent_reply":
+            ticket.agent_replies += 1
+        if ev.type == "first_response" and (
+            ticket.first_response_at is None or at < ticket.first_response_at
+        ):
+            ticket.first_response_at = at
         for name in ("team", "agent_id", "channel", "category", "priority"):
             value = getattr(ev, name)
             # The newest event wins; an older one only fills what is still unknown.
@@ -155,6 +174,10 @@ class CustomerState:
             s.ces,
             s.stars,
             list(previous.alerted) if previous else [],
+            (s.ves.achieve + s.ves.confidence) / 2 if s.ves is not None else None,
+            s.goal_completed,
+            ticket_id=resp.ticket_id,
+            own=[resp.team, resp.channel, resp.agent_id],
         )
         self.answers[resp.response_id] = answer
         if len(self.answers) > MAX_RESPONSES:
@@ -175,26 +198,9 @@ class CustomerState:
             "tier": self.tier,
             "av": self.account_value,
             "pa": self.profile_at,
-            "t": [
-                [
-                    t.ticket_id,
-                    t.status,
-                    t.team,
-                    t.agent_id,
-                    t.channel,
-                    t.category,
-                    t.priority,
-                    t.opened_at,
-                    t.last_at,
-                    t.reopened,
-                    t.escalated,
-                ]
-                for t in self.tickets.values()
-            ],
-            "a": [
-                [a.response_id, a.submitted_at, a.nps, a.csat, a.ces, a.stars, a.alerted]
-                for a in self.answers.values()
-            ],
+            # rows in field order: adding a field to Ticket or Answer cannot be forgotten here
+            "t": [[getattr(t, f) for f in TICKET_FIELDS] for t in self.tickets.values()],
+            "a": [[getattr(a, f) for f in ANSWER_FIELDS] for a in self.answers.values()],
             "e": self.seen_events,
         }
 

@@ -64,8 +64,8 @@ def customer_context(state: CustomerState) -> dict[str, Any]:
 
 def detect(
     state: CustomerState, resp: SurveyResponse, policy: AlertPolicy, now: datetime
-) -> list[dict[str, Any]]:
-    """Record ``resp`` in ``state`` and return the alerts it raises for the first time.
+) -> tuple[Answer, list[dict[str, Any]]]:
+    """Record ``resp`` in ``state``; return the stored answer and the alerts it raises for the first time.
 
     An edit (same ``response_id``) replaces the stored answers; a kind already
     alerted for that response is never raised again.
@@ -74,11 +74,11 @@ def detect(
     findings = policy.classify(resp.scores, state.tier, state.account_value)
     new = [f for f in findings if f.kind not in answer.alerted]
     if not new:
-        return []
+        return answer, []
     answer.alerted.extend(f.kind for f in new)
     ticket = state.tickets.get(resp.ticket_id) if resp.ticket_id else None
     context = customer_context(state)
-    return [_alert(f, resp, ticket, context, policy, now) for f in new]
+    return answer, [_alert(f, resp, ticket, context, policy, now) for f in new]
 
 
 def _alert(

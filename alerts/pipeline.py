@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alerts.customer import CustomerState
+from alerts.customer import CustomerState, to_epoch
 from alerts.detector import detect
+from alerts.feedback import answer_dims, count_answer, count_ticket, reattribute
 from alerts.policy import AlertPolicy
+from alerts.windows import PartitionWindows
 from schemas.common import SCHEMA_VERSION, format_timestamp
 from schemas.inputs import SurveyResponse, TicketEvent
 from schemas.validate import Rejection, decode_json, validate_doc
@@ -61,6 +63,8 @@ class BatchResult:
     consumed: Counter[str] = field(default_factory=Counter)
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    windows: set[int] = field(default_factory=set)  # partitions whose windows changed
     duplicates: int = 0
     edits: int = 0
     rekeyed: int = 0
@@ -143,8 +147,13 @@ class Pipeline:
         records: Sequence[Record],
         load: Callable[[str], CustomerState | None],
         now: datetime,
+        windows: Callable[[int], PartitionWindows] | None = None,
     ) -> BatchResult:
-        """Process one batch in order; ``load`` reads a customer's stored state."""
+        """Process one batch in order.
+
+        ``load`` reads a customer's stored state; ``windows`` gives a partition's
+        rolling windows (omit it to skip the windows).
+        """
         out = BatchResult()
         dirty = out.dirty
         for rec in interleave(records):
@@ -163,18 +172,42 @@ class Pipeline:
                 continue
             held = dirty.get(cid)
             state = held[1] if held else (load(cid) or CustomerState())
+            pw = windows(partition) if windows is not None else None
+            source = f"{rec.topic}/{rec.partition}"
+            if pw is not None:
+                pw.begin(source, rec.offset)
+            late: list[int] = []
             if isinstance(event, TicketEvent):
+                before = state.tickets.get(event.ticket_id)
+                first_response = before is None or before.first_response_at is None
                 if not state.apply_ticket_event(event):
                     out.duplicates += 1
+                    if pw is not None:
+                        pw.done(source, rec.offset)
                     continue
+                ticket = state.tickets.get(event.ticket_id)
+                if pw is not None and ticket is not None:
+                    late = count_ticket(pw, event, ticket, to_epoch(event.occurred_at), first_response)
+                    reattribute(pw, state.answers.values(), ticket)
             else:
-                if event.response_id in state.answers:
+                previous = state.answers.get(event.response_id)
+                if previous is not None:
                     out.edits += 1
-                for alert in detect(state, event, self.policy, now):
+                answer, alerts = detect(state, event, self.policy, now)
+                if pw is not None:
+                    ticket = state.tickets.get(event.ticket_id) if event.ticket_id else None
+                    late = count_answer(pw, previous, answer, answer_dims(answer, ticket))
+                for alert in alerts:
                     out.alerts[(alert["kind"], alert["severity"])] += 1
                     out.emits.append(
                         Emit(self.topics.recovery_alerts, cid.encode(), alert, cause_timestamp=rec.timestamp)
                     )
+            if pw is not None:
+                out.windows.add(partition)
+                if not pw.muted:
+                    for i in late:
+                        out.late[pw.specs[i].name] += 1
+                pw.done(source, rec.offset)
             dirty[cid] = (partition, state)
         return out
 

@@ -14,6 +14,7 @@ from schemas.outputs import (
     Escalation,
     FeedbackWindow,
     RecoveryAlert,
+    TrendAlert,
 )
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "Scores",
     "SurveyResponse",
     "TicketEvent",
+    "TrendAlert",
     "Ves",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.inputs import FollowupAction, SurveyResponse, TicketEvent
-from schemas.outputs import DeadLetter, Escalation, FeedbackWindow, RecoveryAlert
+from schemas.outputs import DeadLetter, Escalation, FeedbackWindow, RecoveryAlert, TrendAlert
 
 DIR = Path(__file__).parent / "json"
 MODELS: dict[str, type[BaseModel]] = {
@@ -19,6 +19,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "escalation": Escalation,
     "feedback-window": FeedbackWindow,
     "dead-letter": DeadLetter,
+    "trend-alert": TrendAlert,
 }
 
 

@@ -108,9 +108,39 @@ class FeedbackWindow(OutputModel):
     metric: str
     responses: int
     value: float | None
+    insufficient: bool
+    estimate: float | None
+    stderr: float | None
+    ci_low: float | None
+    ci_high: float | None
+    min_responses: int
+    as_of: Timestamp
+    emitted_at: Timestamp
     promoters: int | None = None
     passives: int | None = None
     detractors: int | None = None
+
+
+class TrendAlert(OutputModel):
+    """A team's recent score fell significantly below its baseline (topic ``ops-alerts``)."""
+
+    alert_id: Id
+    kind: Literal["trend_drop"]
+    severity: Severity
+    dimension: str
+    key: str
+    metric: str
+    short_window: str
+    long_window: str
+    value: float
+    baseline: float
+    responses: int
+    baseline_responses: int
+    z: float
+    alpha: float
+    window_start: Timestamp
+    window_end: Timestamp
+    created_at: Timestamp
 
 
 class DeadLetterError(_Part):

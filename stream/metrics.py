@@ -64,6 +64,34 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.late = Counter(
+            f"{PREFIX}_late_events",
+            "Events too late for a window (older than its size plus grace).",
+            ["window"],
+            registry=r,
+        )
+        labels = ["dimension", "key", "window", "metric"]
+        self.window_value = Gauge(
+            f"{PREFIX}_window_value", "Rolling score (NaN while below the minimum n).", labels, registry=r
+        )
+        self.window_samples = Gauge(
+            f"{PREFIX}_window_samples", "Answers or tickets behind a rolling score.", labels, registry=r
+        )
+        self.window_stderr = Gauge(
+            f"{PREFIX}_window_stderr", "Standard error of a rolling score (NaN if none).", labels, registry=r
+        )
+        self.window_keys_dropped = Counter(
+            f"{PREFIX}_window_keys_dropped",
+            "Snapshots not exported as gauges because a dimension has too many keys.",
+            ["dimension"],
+            registry=r,
+        )
+        self.trend_alerts = Counter(
+            f"{PREFIX}_trend_alerts", "trend_drop alerts raised, by metric.", ["metric"], registry=r
+        )
+        self.snapshots = Counter(
+            f"{PREFIX}_window_snapshots", "Records written to the feedback-windows topic.", registry=r
+        )
         self.customers = Gauge(
             f"{PREFIX}_customers_in_state", "Customers held in this worker's state.", registry=r
         )
@@ -82,5 +110,7 @@ class Metrics:
             self.edits.inc(result.edits)
         if result.rekeyed:
             self.rekeyed.inc(result.rekeyed)
+        for window, n in result.late.items():
+            self.late.labels(window).inc(n)
         self.batch_size.observe(records)
         self.batch_seconds.observe(seconds)

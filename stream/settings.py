@@ -9,7 +9,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.feedback import TrendPolicy
 from alerts.policy import AlertPolicy
+from alerts.windows import WindowSpec, parse_windows
 
 
 class Settings(BaseSettings):
@@ -46,6 +48,20 @@ class Settings(BaseSettings):
     rebalance_timeout_s: float = Field(30.0, gt=1, description="Most a rebalance may wait for members.")
     max_poll_records: int = Field(2000, ge=1, description="Most records handed to one batch.")
 
+    windows: str = Field("1h,24h,7d", description="Rolling window sizes (s, m, h, d, w units).")
+    window_buckets: int = Field(24, ge=1, le=1440, description="Buckets per window (its time resolution).")
+    late_grace_s: float = Field(900.0, ge=0, description="How late an event may be and still count.")
+    snapshot_interval_s: float = Field(10.0, gt=0, description="Seconds between feedback-windows snapshots.")
+    min_responses: int = Field(10, ge=1, description="Below this n a value is marked insufficient.")
+    max_keys_per_dimension: int = Field(200, ge=1, description="Most keys per dimension exported as gauges.")
+    trend_dimensions: frozenset[str] = Field(
+        frozenset({"team"}), description="Dimensions watched for trend drops (JSON list)."
+    )
+    trend_short_window: str = Field("24h", description="Recent window compared with its baseline.")
+    trend_long_window: str = Field("7d", description="Baseline window (the recent part excluded).")
+    trend_min_responses: int = Field(30, ge=2, description="Least n in both windows for a trend alert.")
+    trend_alpha: float = Field(0.01, gt=0, lt=0.5, description="One-sided significance level of a drop.")
+    ops_alerts_topic: str = Field("ops-alerts", description="Output: trend_drop alerts for ops.")
     nps_alert_max: int = Field(6, ge=0, le=10, description="NPS at or below this is a detractor.")
     ces_alert_max: int = Field(2, ge=1, le=7, description="CES at or below this is high effort.")
     csat_alert_max: int | None = Field(
@@ -78,6 +94,11 @@ class Settings(BaseSettings):
         return [url.split("://", 1)[1].rstrip("/") for url in self.broker.split(";")]
 
     @property
+    def partials_topic(self) -> str:
+        """Internal topic carrying each partition's window buckets to the merge stage."""
+        return f"{self.app_id}-window-partials"
+
+    @property
     def rekey_topic(self) -> str:
         """Internal topic where records that arrived on the wrong partition are re-keyed."""
         return f"{self.app_id}-rekey"
@@ -97,6 +118,22 @@ class Settings(BaseSettings):
                 "info": timedelta(minutes=self.sla_info_minutes),
             },
         )
+
+    def window_specs(self) -> list[WindowSpec]:
+        """The rolling windows these settings describe."""
+        return parse_windows(self.windows, self.window_buckets)
+
+    def trend_policy(self) -> TrendPolicy:
+        """When a team's recent scores count as a significant drop."""
+        return TrendPolicy(
+            self.trend_short_window, self.trend_long_window, self.trend_min_responses, self.trend_alpha
+        )
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(environment variable, value, description) rows; secrets are masked."""

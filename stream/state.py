@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from alerts.customer import CustomerState
+from alerts.windows import Dim, PartitionWindows, WindowSpec
 
 
 class CustomerStore:
@@ -39,3 +40,85 @@ class CustomerStore:
 
     def __len__(self) -> int:
         return len(self.table.data)
+
+
+SEP = "\x1f"  # unit separator: cannot clash with team or channel names
+
+
+class WindowStore:
+    """Each partition's window buckets in a Faust table, cached as ``PartitionWindows``.
+
+    Keys are ``<partition>␟<dimension>␟<key>`` (one partial each) and ``<partition>␟``
+    (the partition's watermark); the changelog partition is the input partition, so
+    the buckets move and recover together with the customers they came from.
+    """
+
+    def __init__(self, table: Any, specs: list[WindowSpec], grace: float) -> None:
+        self.table = table
+        self.specs = specs
+        self.grace = grace
+        self.cache: dict[int, PartitionWindows] = {}
+        self.unpublished: dict[int, set[Dim]] = {}
+
+    def get(self, partition: int) -> PartitionWindows:
+        """The partition's windows, read from the table on first use after an assignment."""
+        pw = self.cache.get(partition)
+        if pw is None:
+            pw = self.cache[partition] = self._load(partition)
+            self.unpublished[partition] = set(pw.partials)  # republish everything once
+        return pw
+
+    def _load(self, partition: int) -> PartitionWindows:
+        pw = PartitionWindows(self.specs, self.grace)
+        prefix = f"{partition}{SEP}".encode()
+        for key, raw in list(self.table.data.items()):
+            if not key.startswith(prefix):
+                continue
+            if key == prefix:
+                mark = orjson.loads(raw)
+                pw.watermark = float(mark["wm"])
+                pw.applied = {k: int(v) for k, v in mark.get("applied", {}).items()}
+            else:
+                _, dim, name = key.decode().split(SEP, 2)
+                pw.load((dim, name), orjson.loads(raw))
+        return pw
+
+    def save(self, partitions: set[int]) -> list[Any]:
+        """Expire and write changed buckets of ``partitions`` (one record per changed key).
+
+        Returns the changelog sends, to be awaited before the customers are saved.
+        """
+        data = self.table.data
+        sent = []
+        for p in partitions:
+            pw = self.cache[p]
+            pw.expire()
+            for dim in pw.dirty:
+                key = f"{p}{SEP}{dim[0]}{SEP}{dim[1]}".encode()
+                value = orjson.dumps(pw.doc(dim))
+                data[key] = value
+                sent.append(self.table.send_changelog(p, key, value))
+            self.unpublished.setdefault(p, set()).update(pw.dirty)
+            pw.dirty.clear()
+            mark = f"{p}{SEP}".encode()
+            value = orjson.dumps({"wm": pw.watermark, "applied": pw.applied})
+            data[mark] = value
+            sent.append(self.table.send_changelog(p, mark, value))
+        return sent
+
+    def take_unpublished(self) -> list[tuple[int, float, Dim, dict[str, Any]]]:
+        """Partials changed since the last call: ``(partition, watermark, dim, doc)``."""
+        out: list[tuple[int, float, Dim, dict[str, Any]]] = []
+        for p, dims in self.unpublished.items():
+            pw = self.cache.get(p)
+            if pw is None:
+                continue
+            out.extend((p, pw.watermark, dim, pw.doc(dim)) for dim in dims)
+            dims.clear()
+        return out
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop cached partitions (revoked: another worker may change them meanwhile)."""
+        for p in partitions:
+            self.cache.pop(p, None)
+            self.unpublished.pop(p, None)

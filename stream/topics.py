@@ -24,7 +24,9 @@ def service_topics(settings: Settings) -> list[str]:
         s.ticket_events_topic,
         s.followup_actions_topic,
         s.rekey_topic,
+        s.partials_topic,
         s.recovery_alerts_topic,
+        s.ops_alerts_topic,
         s.feedback_windows_topic,
         s.dlq_topic,
     ]

@@ -34,16 +34,31 @@ class Table:
         self.changelog.append((partition, key, value))
 
 
-def message(topic: str, partition: int, offset: int, value: bytes, key: bytes | None = b"k") -> ConsumerMessage:
-    return ConsumerMessage(topic, partition, offset, 1_700_000_000.0 + offset, 0, [], key, value,
-                           None, None, None, TP(topic, partition))
+def message(
+    topic: str, partition: int, offset: int, value: bytes, key: bytes | None = b"k"
+) -> ConsumerMessage:
+    return ConsumerMessage(
+        topic,
+        partition,
+        offset,
+        1_700_000_000.0 + offset,
+        0,
+        [],
+        key,
+        value,
+        None,
+        None,
+        None,
+        TP(topic, partition),
+    )
 
 
 def make(send_error: Exception | None = None) -> tuple[IntakeAgent, Table, list[tuple[Any, ...]], Metrics]:
     table, sent, metrics = Table(), [], Metrics()
 
-    async def send(topic: str, key: bytes | None, value: bytes, partition: int | None,
-                   headers: list[tuple[str, bytes]]) -> asyncio.Future[None]:
+    async def send(
+        topic: str, key: bytes | None, value: bytes, partition: int | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[None]:
         sent.append((topic, key, value, partition, headers))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if send_error is not None:
@@ -53,8 +68,9 @@ def make(send_error: Exception | None = None) -> tuple[IntakeAgent, Table, list[
         return fut
 
     pipeline = Pipeline(TOPICS, AlertPolicy(), lambda cid: 2)
-    agent = IntakeAgent(pipeline, CustomerStore(table), send, metrics,
-                        clock=lambda: datetime(2026, 11, 22, 14, tzinfo=UTC))
+    agent = IntakeAgent(
+        pipeline, CustomerStore(table), send, metrics, clock=lambda: datetime(2026, 11, 22, 14, tzinfo=UTC)
+    )
     return agent, table, sent, metrics
 
 
@@ -94,7 +110,7 @@ def test_a_refused_output_fails_the_batch_so_it_is_not_acked() -> None:
 def test_records_for_another_partition_are_forwarded_with_their_origin() -> None:
     agent, table, sent, _ = make()
     asyncio.run(agent([message("survey-responses", 0, 5, raw(survey("c1", nps=0)), key=None)]))
-    ((topic, key, value, partition, headers),) = sent
+    ((topic, key, _, partition, headers),) = sent
     assert (topic, key, partition) == ("rekey", b"c1", 2)
     assert dict(headers)["survey-alerts-origin"] == b"survey-responses/0/5"
     assert table.changelog == []

@@ -50,16 +50,28 @@ class Service:
             "SURVEY_ALERTS_REBALANCE_TIMEOUT_S": "10",
             "SURVEY_ALERTS_COMMIT_INTERVAL_S": "0.5",
         }
-        for name in ("survey_responses", "ticket_events", "followup_actions", "recovery_alerts",
-                     "feedback_windows", "dlq"):
+        for name in (
+            "survey_responses",
+            "ticket_events",
+            "followup_actions",
+            "recovery_alerts",
+            "feedback_windows",
+            "dlq",
+        ):
             self.env[f"SURVEY_ALERTS_{name.upper()}_TOPIC"] = f"{self.prefix}.{name}"
         self.env.update({f"SURVEY_ALERTS_{k.upper()}": v for k, v in overrides.items()})
-        self.settings = Settings(**{k[len("SURVEY_ALERTS_"):].lower(): v for k, v in self.env.items()
-                                    if k.startswith("SURVEY_ALERTS_")})
+        self.settings = Settings(
+            **{
+                k[len("SURVEY_ALERTS_") :].lower(): v
+                for k, v in self.env.items()
+                if k.startswith("SURVEY_ALERTS_")
+            }
+        )
         ensure_topics(self.settings)
         self.producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.probes: list[dict[str, Any]] = []  # readiness probes sent (they count in windows too)
 
     @property
     def log(self) -> Path:
@@ -68,14 +80,19 @@ class Service:
     def start(self) -> None:
         self.starts += 1
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.wait_ready()
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Ready means a probe detractor came back as an alert."""
         cid = uid("probe")
-        self.send_survey(survey(cid, nps=0))
+        self.probes.append(survey(cid, nps=0))
+        self.send_survey(self.probes[-1])
         self.alerts_for(cid, 1, timeout_s=timeout_s)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -91,7 +108,7 @@ class Service:
         self.producer.send(topic, value=value, key=key)
         self.producer.flush()
 
-    def send_survey(self, doc: dict[str, Any], key: bytes | None | str = "auto") -> None:
+    def send_survey(self, doc: dict[str, Any], key: bytes | str | None = "auto") -> None:
         k = doc["customer_id"].encode() if key == "auto" else key
         self.send(self.settings.survey_responses_topic, raw(doc), k)  # type: ignore[arg-type]
 
@@ -100,8 +117,13 @@ class Service:
 
     def read(self, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 60.0) -> list[Any]:
         """Records of ``topic`` from the beginning, once ``until(records)`` holds."""
-        consumer = KafkaConsumer(topic, bootstrap_servers=self.broker.bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, consumer_timeout_ms=500)
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=self.broker.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=500,
+        )
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         try:
@@ -117,6 +139,7 @@ class Service:
 
     def alerts_for(self, customer_id: str, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         """Wait for at least ``count`` alerts of a customer; return all of them."""
+
         def mine(records: list[Any]) -> list[dict[str, Any]]:
             return [orjson.loads(r.value) for r in records if r.key == customer_id.encode()]
 

@@ -10,14 +10,29 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-ALERT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CRITICAL|WARNING|INFO) +(detractor|low_effort|low_csat|low_stars) ")
+ALERT_LINE = re.compile(
+    r"^\d\d:\d\d:\d\d  (CRITICAL|WARNING|INFO) +(detractor|low_effort|low_csat|low_stars) "
+)
 
 
 def test_demo_shows_alerts_and_dead_letters_then_stops() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "demo", "--duration", "20", "--rate", "60",
-         "--malformed-rate", "0.03"],
-        capture_output=True, text=True, timeout=180, check=False,
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "demo",
+            "--duration",
+            "20",
+            "--rate",
+            "60",
+            "--malformed-rate",
+            "0.03",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr

@@ -27,7 +27,10 @@ def test_ces_two_alerts_and_three_does_not(service: Service) -> None:
     service.send_survey(survey(cid, "r-ces2", ces=2))
     service.send_survey(survey(cid, "r-end", nps=0))  # sentinel: processed after the others
     alerts = service.alerts_for(cid, 2)
-    assert [(a["response_id"], a["kind"]) for a in alerts] == [("r-ces2", "low_effort"), ("r-end", "detractor")]
+    assert [(a["response_id"], a["kind"]) for a in alerts] == [
+        ("r-ces2", "low_effort"),
+        ("r-end", "detractor"),
+    ]
 
 
 def test_an_edit_does_not_alert_twice(service: Service) -> None:
@@ -46,8 +49,17 @@ def test_an_edit_does_not_alert_twice(service: Service) -> None:
 
 def test_a_duplicate_ticket_event_changes_nothing(service: Service) -> None:
     cid = uid("cust")
-    service.send_ticket(ticket(cid, "t-1", "created", team="returns", customer_tier="gold",
-                               account_value=5000.0, category="damaged_item"))
+    service.send_ticket(
+        ticket(
+            cid,
+            "t-1",
+            "created",
+            team="returns",
+            customer_tier="gold",
+            account_value=5000.0,
+            category="damaged_item",
+        )
+    )
     reopened = ticket(cid, "t-1", "reopened", event_id=uid("evt"), at="2026-11-22T13:05:00Z")
     service.send_ticket(reopened)
     service.send_ticket(reopened)
@@ -68,12 +80,18 @@ def test_malformed_input_goes_to_the_dlq_and_the_next_message_is_processed(servi
     assert [a["response_id"] for a in service.alerts_for(cid, 1)] == ["r-ok"]
 
     def mine(records: list[object]) -> list[DeadLetter]:
-        return [DeadLetter.model_validate_json(r.value) for r in records  # type: ignore[attr-defined]
-                if r.key == cid.encode()]  # type: ignore[attr-defined]
+        return [
+            DeadLetter.model_validate_json(r.value)
+            for r in records  # type: ignore[attr-defined]
+            if r.key == cid.encode()
+        ]  # type: ignore[attr-defined]
 
     records = service.read(service.settings.dlq_topic, lambda rs: len(mine(rs)) >= 2)
     dead = mine(records)
-    assert [(d.error.code, d.error.field) for d in dead] == [("invalid_json", None), ("out_of_range", "scores.nps")]
+    assert [(d.error.code, d.error.field) for d in dead] == [
+        ("invalid_json", None),
+        ("out_of_range", "scores.nps"),
+    ]
     assert all(d.source_topic == topic for d in dead)
     assert dead[0].payload == '{"response_id": "broken", ' and dead[0].offset < dead[1].offset
     headers = {r.key: dict(r.headers) for r in records}  # type: ignore[attr-defined]
@@ -94,5 +112,7 @@ def test_metrics_are_served_by_the_worker(service: Service) -> None:
     service.alerts_for(cid, 1)
     text = service.metrics()
     assert 'survey_alerts_alerts_raised_total{kind="detractor",severity="critical"}' in text
-    assert f'survey_alerts_records_consumed_total{{topic="{service.settings.survey_responses_topic}"}}' in text
+    assert (
+        f'survey_alerts_records_consumed_total{{topic="{service.settings.survey_responses_topic}"}}' in text
+    )
     assert cid not in text

@@ -26,8 +26,12 @@ def kcat() -> str:
 
 def produce(kcat: str, service: Service, topic: str, lines: list[tuple[str, str]], *opts: str) -> None:
     text = "".join(f"{key}\t{value}\n" for key, value in lines)
-    subprocess.run([kcat, "-b", service.broker.bootstrap, "-P", "-t", topic, "-K", "\t", *opts],
-                   input=text.encode(), check=True, timeout=60)
+    subprocess.run(
+        [kcat, "-b", service.broker.bootstrap, "-P", "-t", topic, "-K", "\t", *opts],
+        input=text.encode(),
+        check=True,
+        timeout=60,
+    )
 
 
 def consume(kcat: str, service: Service, topic: str, want: int, key: str) -> list[dict[str, Any]]:
@@ -35,7 +39,9 @@ def consume(kcat: str, service: Service, topic: str, want: int, key: str) -> lis
     while True:
         out = subprocess.run(
             [kcat, "-b", service.broker.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"],
-            capture_output=True, check=True, timeout=60,
+            capture_output=True,
+            check=True,
+            timeout=60,
         ).stdout.decode()
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
         mine = [r for r in rows if r.get("key") == key]
@@ -48,20 +54,62 @@ def consume(kcat: str, service: Service, topic: str, want: int, key: str) -> lis
 def test_kcat_messages_in_alerts_and_dead_letters_out(kcat: str, service: Service, partitioner: str) -> None:
     cid = uid("cust")
     s = service.settings
-    produce(kcat, service, s.ticket_events_topic, [
-        (cid, json.dumps(ticket(cid, "t-9", "created", team="billing", customer_tier="silver",
-                                category="refund", channel="email"))),
-    ], "-X", f"topic.partitioner={partitioner}")
-    produce(kcat, service, s.survey_responses_topic, [
-        (cid, "this is not json"),
-        (cid, json.dumps(survey(cid, "r-7", nps=7, ticket_id="t-9", at="2026-11-22T13:40:00Z"))),
-        (cid, json.dumps(survey(cid, "r-2", ces=2, ticket_id="t-9", at="2026-11-22T08:41:00-05:00",
-                                comment="Had to call three times"))),
-    ], "-X", f"topic.partitioner={partitioner}")
+    produce(
+        kcat,
+        service,
+        s.ticket_events_topic,
+        [
+            (
+                cid,
+                json.dumps(
+                    ticket(
+                        cid,
+                        "t-9",
+                        "created",
+                        team="billing",
+                        customer_tier="silver",
+                        category="refund",
+                        channel="email",
+                    )
+                ),
+            ),
+        ],
+        "-X",
+        f"topic.partitioner={partitioner}",
+    )
+    produce(
+        kcat,
+        service,
+        s.survey_responses_topic,
+        [
+            (cid, "this is not json"),
+            (cid, json.dumps(survey(cid, "r-7", nps=7, ticket_id="t-9", at="2026-11-22T13:40:00Z"))),
+            (
+                cid,
+                json.dumps(
+                    survey(
+                        cid,
+                        "r-2",
+                        ces=2,
+                        ticket_id="t-9",
+                        at="2026-11-22T08:41:00-05:00",
+                        comment="Had to call three times",
+                    )
+                ),
+            ),
+        ],
+        "-X",
+        f"topic.partitioner={partitioner}",
+    )
 
     (alert_row,) = consume(kcat, service, s.recovery_alerts_topic, 1, cid)
     alert = RecoveryAlert.model_validate_json(alert_row["payload"])
-    assert (alert.kind, alert.response_id, alert.team, alert.category) == ("low_effort", "r-2", "billing", "refund")
+    assert (alert.kind, alert.response_id, alert.team, alert.category) == (
+        "low_effort",
+        "r-2",
+        "billing",
+        "refund",
+    )
     assert alert.customer.tier == "silver"
     assert "Had to call" not in alert_row["payload"]  # comments are not copied into alerts
     assert alert_row["headers"] == ["schema-version", "1"]
@@ -69,4 +117,7 @@ def test_kcat_messages_in_alerts_and_dead_letters_out(kcat: str, service: Servic
     (dead_row,) = consume(kcat, service, s.dlq_topic, 1, cid)
     dead = DeadLetter.model_validate_json(dead_row["payload"])
     assert (dead.error.code, dead.payload, dead.source_topic) == (
-        "invalid_json", "this is not json", s.survey_responses_topic)
+        "invalid_json",
+        "this is not json",
+        s.survey_responses_topic,
+    )

@@ -15,13 +15,16 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["clean-stop", "crash"])
-def test_ticket_state_and_alert_memory_survive_a_restart(kafka: LocalBroker, tmp_path: Path, sig: int) -> None:
+def test_ticket_state_and_alert_memory_survive_a_restart(
+    kafka: LocalBroker, tmp_path: Path, sig: int
+) -> None:
     svc = Service(kafka, tmp_path)
     try:
         svc.start()
         cid = uid("cust")
-        svc.send_ticket(ticket(cid, "t-1", "created", team="accounts", customer_tier="platinum",
-                               account_value=250_000.0))
+        svc.send_ticket(
+            ticket(cid, "t-1", "created", team="accounts", customer_tier="platinum", account_value=250_000.0)
+        )
         svc.send_survey(survey(cid, "r-1", nps=5, ticket_id="t-1"))
         (before,) = svc.alerts_for(cid, 1)
         svc.stop(sig)

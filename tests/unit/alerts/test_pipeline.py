@@ -79,13 +79,29 @@ def test_alert_ids_are_deterministic() -> None:
 def test_alert_carries_customer_context_and_ticket_attribution() -> None:
     run = Run()
     run.batch(
-        (T, ticket("c1", "t1", "created", team="Billing Ops", channel="chat", category="refund",
-                   customer_tier="gold", account_value=1234.5, agent_id="a7")),
+        (
+            T,
+            ticket(
+                "c1",
+                "t1",
+                "created",
+                team="Billing Ops",
+                channel="chat",
+                category="refund",
+                customer_tier="gold",
+                account_value=1234.5,
+                agent_id="a7",
+            ),
+        ),
         (T, ticket("c1", "t2", "created", team="delivery")),
     )
     (alert,) = run.alerts(run.batch((S, survey("c1", "r1", nps=4, ticket_id="t1"))))
     assert (alert["team"], alert["agent_id"], alert["channel"], alert["category"]) == (
-        "Billing Ops", "a7", "chat", "refund")
+        "Billing Ops",
+        "a7",
+        "chat",
+        "refund",
+    )
     assert alert["queue"] == "billing-ops"
     assert alert["severity"] == "critical"  # gold tier
     assert alert["follow_up_due_at"] == "2026-11-22T18:00:00Z"
@@ -111,7 +127,9 @@ def test_a_duplicate_ticket_event_changes_nothing() -> None:
 
 def test_bad_records_become_dead_letters_and_the_batch_goes_on() -> None:
     run = Run()
-    result = run.batch((S, b"{not json"), (S, b"\xff\xfe"), (S, survey("c1", nps=11)), (S, survey("c2", nps=0)))
+    result = run.batch(
+        (S, b"{not json"), (S, b"\xff\xfe"), (S, survey("c1", nps=11)), (S, survey("c2", nps=0))
+    )
     dead = [e for e in result.emits if e.topic == TOPICS.dlq]
     assert [d.value["error"]["code"] for d in dead] == ["invalid_json", "invalid_utf8", "out_of_range"]  # type: ignore[index]
     assert [a["customer_id"] for a in run.alerts(result)] == ["c2"]
@@ -133,11 +151,20 @@ def test_records_on_the_wrong_partition_are_forwarded_then_processed() -> None:
     result = run.pipeline.process([rec], run.store.get, NOW)
     assert [e.value["kind"] for e in result.emits] == ["detractor"]  # type: ignore[index]
     # a re-keyed record that turns out bad points at where it really came from
-    bad = Record("rekey", 1, 5, b"c1", b"{}", [(KIND_HEADER, b"survey_response"),
-                                             (ORIGIN_HEADER, b"survey-responses/3/77")])
+    bad = Record(
+        "rekey",
+        1,
+        5,
+        b"c1",
+        b"{}",
+        [(KIND_HEADER, b"survey_response"), (ORIGIN_HEADER, b"survey-responses/3/77")],
+    )
     (dlq,) = run.pipeline.process([bad], run.store.get, NOW).emits
     assert (dlq.value["source_topic"], dlq.value["partition"], dlq.value["offset"]) == (  # type: ignore[index]
-        "survey-responses", 3, 77)
+        "survey-responses",
+        3,
+        77,
+    )
 
 
 def test_interleave_orders_a_batch_by_time_across_topics() -> None:
@@ -151,8 +178,9 @@ def test_interleave_orders_a_batch_by_time_across_topics() -> None:
     assert alert["team"] == "returns"
 
 
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 2), st.floats(0, 100)),
-                max_size=40))
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 2), st.floats(0, 100)), max_size=40)
+)
 def test_interleave_keeps_each_partitions_order(spec: list[tuple[str, int, float]]) -> None:
     records = [Record(t, p, i, None, None, (), ts) for i, (t, p, ts) in enumerate(spec)]
     merged = interleave(records)

@@ -64,15 +64,18 @@ def _reference(scores: dict[str, int], key: bool) -> list[tuple[str, str]]:
     st.fixed_dictionaries(
         {},
         optional={
-            "nps": st.integers(0, 10), "ces": st.integers(1, 7),
-            "csat": st.integers(1, 5), "stars": st.integers(1, 5),
+            "nps": st.integers(0, 10),
+            "ces": st.integers(1, 7),
+            "csat": st.integers(1, 5),
+            "stars": st.integers(1, 5),
         },
     ).filter(bool),
     st.sampled_from([None, "standard", "gold", "platinum"]),
     st.one_of(st.none(), st.floats(0, 200_000)),
 )
-def test_classification_matches_reference(scores: dict[str, int], tier: str | None,
-                                          value: float | None) -> None:
+def test_classification_matches_reference(
+    scores: dict[str, int], tier: str | None, value: float | None
+) -> None:
     found = POLICY.classify(Scores(**scores), tier, value)
     key = tier in {"gold", "platinum"} or (value is not None and value >= 50_000)
     assert [(f.kind, f.severity) for f in found] == _reference(scores, key)

@@ -23,8 +23,22 @@ def test_export_writes_every_model(tmp_path: Path) -> None:
 
 def test_schemas_name_required_contract_fields() -> None:
     alert = json.loads((DIR / "recovery-alert.schema.json").read_text())
-    for name in ("alert_id", "kind", "severity", "customer_id", "response_id", "ticket_id", "team",
-                 "agent_id", "queue", "metric", "score", "created_at", "follow_up_due_at", "customer"):
+    for name in (
+        "alert_id",
+        "kind",
+        "severity",
+        "customer_id",
+        "response_id",
+        "ticket_id",
+        "team",
+        "agent_id",
+        "queue",
+        "metric",
+        "score",
+        "created_at",
+        "follow_up_due_at",
+        "customer",
+    ):
         assert name in alert["properties"], name
     survey = json.loads(render(MODELS["survey-response"]))
     assert set(survey["required"]) == {"response_id", "customer_id", "submitted_at", "scores"}

@@ -16,8 +16,19 @@ def _reject(model: type, payload: bytes) -> Rejection:
 
 
 def test_valid_survey_response_parses_every_field() -> None:
-    doc = survey("c1", "r1", nps=6, csat=4, ces=2, stars=5, ves={"achieve": 3, "confidence": 7},
-                 goal_completed=False, ticket_id="t1", team="billing", comment="slow")
+    doc = survey(
+        "c1",
+        "r1",
+        nps=6,
+        csat=4,
+        ces=2,
+        stars=5,
+        ves={"achieve": 3, "confidence": 7},
+        goal_completed=False,
+        ticket_id="t1",
+        team="billing",
+        comment="slow",
+    )
     resp = parse(SurveyResponse, raw(doc))
     assert isinstance(resp, SurveyResponse)
     assert resp.scores.nps == 6 and resp.scores.ves is not None and resp.scores.ves.confidence == 7
@@ -85,8 +96,12 @@ def test_rejection_message_does_not_echo_comments() -> None:
 
 @pytest.mark.parametrize(
     "stamp",
-    ["2026-11-22T13:20:53Z", "2026-11-22T08:20:53-05:00", "2026-11-22T13:20:53.123456789+01:00",
-     "2026-11-22t13:20:53z"],
+    [
+        "2026-11-22T13:20:53Z",
+        "2026-11-22T08:20:53-05:00",
+        "2026-11-22T13:20:53.123456789+01:00",
+        "2026-11-22t13:20:53z",
+    ],
 )
 def test_rfc3339_timestamps_with_offsets_are_accepted(stamp: str) -> None:
     assert isinstance(parse(SurveyResponse, raw(survey("c", "r", at=stamp))), SurveyResponse)
@@ -105,7 +120,12 @@ def test_ticket_event_rules() -> None:
 
 
 def test_followup_action_needs_root_cause_to_resolve() -> None:
-    doc = {"action_id": "a", "alert_id": "x", "type": "resolved", "actor": "sam",
-           "at": "2026-11-22T13:20:53Z"}
+    doc = {
+        "action_id": "a",
+        "alert_id": "x",
+        "type": "resolved",
+        "actor": "sam",
+        "at": "2026-11-22T13:20:53Z",
+    }
     assert _reject(FollowupAction, raw(doc)).field == "root_cause"
     assert isinstance(parse(FollowupAction, raw({**doc, "root_cause": "late courier"})), FollowupAction)

@@ -32,8 +32,11 @@ def test_a_realistic_mix_of_valid_messages() -> None:
     assert 0.15 <= detractors <= 0.27
     ces = [s.scores.ces for s in surveys if isinstance(s, SurveyResponse) and s.scores.ces is not None]
     assert 0.05 <= sum(c <= 2 for c in ces) / len(ces) <= 0.2
-    kinds = Counter(AlertPolicy().classify(s.scores)[0].kind for s in surveys
-                    if isinstance(s, SurveyResponse) and AlertPolicy().classify(s.scores))
+    kinds = Counter(
+        AlertPolicy().classify(s.scores)[0].kind
+        for s in surveys
+        if isinstance(s, SurveyResponse) and AlertPolicy().classify(s.scores)
+    )
     assert kinds["detractor"] > kinds["low_effort"] > 0
     teams = {t.team for t in tickets if isinstance(t, TicketEvent) and t.team}
     channels = {t.channel for t in tickets if isinstance(t, TicketEvent) and t.channel}

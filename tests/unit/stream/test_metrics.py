@@ -19,7 +19,7 @@ def test_names_units_and_labels() -> None:
     for metric in registry.collect():
         if metric.type == "counter":
             assert f"{metric.name}_total" in text
-        if metric.type == "histogram" and "duration" in metric.name or "latency" in metric.name:
+        if (metric.type == "histogram" and "duration" in metric.name) or "latency" in metric.name:
             assert metric.name.endswith("_seconds")
         for sample in metric.samples:
             assert set(sample.labels) <= {"topic", "code", "kind", "severity", "le"}

@@ -41,13 +41,16 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_setting_is_documented() -> None:
     rows = Settings().describe()
     assert all(doc for _, _, doc in rows)
-    assert ("SURVEY_ALERTS_BROKER", "'kafka://127.0.0.1:9092'") == rows[0][:2]
+    assert rows[0][:2] == ("SURVEY_ALERTS_BROKER", "'kafka://127.0.0.1:9092'")
 
 
-@pytest.mark.parametrize(("name", "value"), [("BROKER", "localhost:9092"), ("PARTITIONS", "0"),
-                                             ("WEB_PORT", "70000"), ("NPS_ALERT_MAX", "11")])
-def test_bad_values_are_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch, name: str,
-                                                   value: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("BROKER", "localhost:9092"), ("PARTITIONS", "0"), ("WEB_PORT", "70000"), ("NPS_ALERT_MAX", "11")],
+)
+def test_bad_values_are_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     monkeypatch.setenv(f"SURVEY_ALERTS_{name}", value)
     with pytest.raises(ValidationError, match=name.lower()):
         Settings()

@@ -1,0 +1,153 @@
+"""Aggregate: publish partition partials, merge them, emit snapshots, gauges and trend alerts.
+
+Intake keeps each input partition's window buckets (exact for its customers).
+Every ``snapshot_interval_s`` this stage publishes the partials that changed to
+``<app>-window-partials``, keyed by dimension and key, so one worker sees every
+partition's partial of a key; it sums them into the snapshots on
+``feedback-windows``, the Prometheus gauges, and ``trend_drop`` alerts for ops.
+Partials replace (not add to) what came before, so a replay changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from agents.intake import VERSION_HEADER, utc_now
+from alerts.snapshots import snapshot_records, trend_alerts
+from stream.metrics import Metrics
+from stream.settings import Settings
+from stream.state import SEP, WindowStore
+
+if TYPE_CHECKING:
+    from stream.app import SurveyApp
+
+
+class Snapshots:
+    """Merged view of partials (a Faust table keyed ``dimension␟key␟partition``) and its outputs."""
+
+    def __init__(
+        self, table: Any, settings: Settings, metrics: Metrics, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.table = table
+        self.settings = settings
+        self.specs = settings.window_specs()
+        self.trend = settings.trend_policy()
+        self.metrics = metrics
+        self.clock = clock
+        self.dirty: set[str] | None = None  # None: everything (first run after a start)
+        self.exported: dict[str, set[str]] = {}
+        self.active_trends: set[tuple[str, str, str]] = set()
+
+    def merged(self) -> dict[str, list[tuple[float, dict[str, Any]]]]:
+        """``dimension␟key`` -> [(watermark, partial doc) per partition] for dirty keys."""
+        out: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        for key, raw in list(self.table.data.items()):
+            dimkey = key.decode().rsplit(SEP, 1)[0]
+            if self.dirty is None or dimkey in self.dirty:
+                doc = orjson.loads(raw)
+                out.setdefault(dimkey, []).append((doc["wm"], doc["w"]))
+        self.dirty = set()
+        return out
+
+    def outputs(self) -> tuple[list[tuple[bytes, dict[str, Any]]], list[tuple[bytes, dict[str, Any]]]]:
+        """Snapshot records and trend alerts for every key changed since the last call."""
+        now = self.clock()
+        snapshots: list[tuple[bytes, dict[str, Any]]] = []
+        trends: list[tuple[bytes, dict[str, Any]]] = []
+        for dimkey, parts in self.merged().items():
+            dimension, key = dimkey.split(SEP, 1)
+            watermark = max(wm for wm, _ in parts)
+            docs = [doc for _, doc in parts]
+            records = snapshot_records(
+                dimension, key, self.specs, docs, watermark, self.settings.min_responses, now
+            )
+            snapshots.extend((f"{dimension}:{key}".encode(), r) for r in records)
+            self._gauges(dimension, key, records)
+            if dimension in self.settings.trend_dimensions:
+                raised = trend_alerts(dimension, key, self.specs, docs, watermark, self.trend, now)
+                current = {(dimension, key, a["metric"]) for a in raised}
+                for alert in raised:
+                    if (dimension, key, alert["metric"]) not in self.active_trends:
+                        trends.append((f"{dimension}:{key}".encode(), alert))
+                        self.metrics.trend_alerts.labels(alert["metric"]).inc()
+                # a drop alerts once while it lasts, and again only after it recovered
+                self.active_trends = {t for t in self.active_trends if t[:2] != (dimension, key)} | current
+        return snapshots, trends
+
+    def _gauges(self, dimension: str, key: str, records: list[dict[str, Any]]) -> None:
+        keys = self.exported.setdefault(dimension, set())
+        if key not in keys and len(keys) >= self.settings.max_keys_per_dimension:
+            self.metrics.window_keys_dropped.labels(dimension).inc()
+            return
+        keys.add(key)
+        m = self.metrics
+        for r in records:
+            labels = (dimension, key, r["window"], r["metric"])
+            m.window_value.labels(*labels).set(math.nan if r["value"] is None else r["value"])
+            m.window_samples.labels(*labels).set(r["responses"])
+            m.window_stderr.labels(*labels).set(math.nan if r["stderr"] is None else r["stderr"])
+
+
+def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) -> Snapshots:
+    """Declare the partials topic, the merge agent and the two timers on ``app``."""
+    partials = app.topic(
+        settings.partials_topic,
+        partitions=settings.partitions,
+        internal=True,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        "window-merged",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Latest window partial of every (dimension, key) from every input partition.",
+    )
+    snapshots = Snapshots(table, settings, app.metrics)  # type: ignore[attr-defined]
+    interval = settings.snapshot_interval_s
+
+    @app.timer(interval, name="publish-window-partials")  # type: ignore[untyped-decorator]
+    async def publish() -> None:
+        pending = []
+        for partition, watermark, dim, doc in windows.take_unpublished():
+            value = orjson.dumps({"p": partition, "wm": watermark, "w": doc})
+            key = f"{dim[0]}{SEP}{dim[1]}".encode()
+            pending.append(await app.producer.send(settings.partials_topic, key, value, None, None, None))
+        for fut in pending:
+            await fut
+
+    @app.agent(partials, name="merge-window-partials")
+    async def merge(stream: Any) -> None:
+        async for event in stream.events():
+            doc = orjson.loads(event.value)
+            table[event.key + f"{SEP}{doc['p']}".encode()] = orjson.dumps({"wm": doc["wm"], "w": doc["w"]})
+            if snapshots.dirty is not None:
+                snapshots.dirty.add(event.key.decode())
+
+    @app.timer(interval, name="emit-window-snapshots")  # type: ignore[untyped-decorator]
+    async def emit() -> None:
+        records, trends = snapshots.outputs()
+        pending = []
+        for key, rec in records:
+            pending.append(
+                await app.producer.send(
+                    settings.feedback_windows_topic, key, orjson.dumps(rec), None, None, [VERSION_HEADER]
+                )
+            )
+        for key, alert in trends:
+            pending.append(
+                await app.producer.send(
+                    settings.ops_alerts_topic, key, orjson.dumps(alert), None, None, [VERSION_HEADER]
+                )
+            )
+        for fut in pending:
+            await fut
+        app.metrics.snapshots.inc(len(records))  # type: ignore[attr-defined]
+
+    return snapshots

@@ -1,0 +1,187 @@
+"""What each event contributes to the rolling windows, and trend detection.
+
+Survey answers count under overall, team, channel, agent and category; ticket
+KPIs under overall, team and channel. A response's team, agent and channel come
+from the response when given, else from its ticket; its category from the ticket.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from alerts.customer import Answer, Ticket
+from alerts.scores import F, Stats, Value, answer_stats, zero
+from alerts.windows import Dim, PartitionWindows
+from schemas.inputs import TicketEvent
+
+OVERALL: Dim = ("overall", "all")
+
+
+def answer_dims(answer: Answer, ticket: Ticket | None) -> list[Dim]:
+    """Every (dimension, key) an answer counts under: its own attribution, else its ticket's."""
+    team, channel, agent = (answer.own + [None, None, None])[:3]
+    dims = [OVERALL]
+    for dim, value in (
+        ("team", team or (ticket.team if ticket else None)),
+        ("channel", channel or (ticket.channel if ticket else None)),
+        ("agent", agent or (ticket.agent_id if ticket else None)),
+        ("category", ticket.category if ticket else None),
+    ):
+        if value:
+            dims.append((dim, value))
+    return dims
+
+
+def reattribute(pw: PartitionWindows, answers: Iterable[Answer], ticket: Ticket) -> int:
+    """Move answers about ``ticket`` to the dimensions its newest facts give; returns how many moved.
+
+    A survey can be processed before the ticket events it refers to (they travel on
+    another topic); when those arrive, its earlier counting is corrected, so the
+    windows end up as if every event had arrived in order.
+    """
+    moved = 0
+    for a in answers:
+        if a.ticket_id != ticket.ticket_id or not a.windows:
+            continue
+        dims = answer_dims(a, ticket)
+        old = [(d, k) for d, k in a.dims]
+        if dims == old:
+            continue
+        stats = stats_of(a)
+        # only the dimensions that changed move (overall never does); a bucket that has
+        # expired meanwhile is recreated and expired again by the next ``expire``
+        pw.apply([d for d in old if d not in dims], a.submitted_at, stats, a.windows, sign=-1.0)
+        pw.apply([d for d in dims if d not in old], a.submitted_at, stats, a.windows)
+        a.dims = [[d, k] for d, k in dims]
+        moved += 1
+    return moved
+
+
+def stats_of(a: Answer) -> Stats:
+    """The window contribution of a stored answer."""
+    return answer_stats(a.nps, a.csat, a.ces, a.stars, a.ves, a.goal)
+
+
+def count_answer(pw: PartitionWindows, previous: Answer | None, answer: Answer, dims: list[Dim]) -> list[int]:
+    """Replace ``previous`` (an edit) by ``answer`` in the windows; returns the late windows' indexes."""
+    if pw.muted:
+        # a replay of a record the buckets already hold: keep where it was counted
+        pw.observe(answer.submitted_at)
+        answer.dims = [[d, k] for d, k in dims]
+        answer.windows = previous.windows if previous is not None else pw.open_mask(answer.submitted_at)
+        return []
+    if previous is not None and previous.windows:
+        pw.apply(
+            [(d, k) for d, k in previous.dims],
+            previous.submitted_at,
+            stats_of(previous),
+            previous.windows,
+            sign=-1.0,
+        )
+    pw.observe(answer.submitted_at)
+    mask = pw.open_mask(answer.submitted_at)
+    pw.apply(dims, answer.submitted_at, stats_of(answer), mask)
+    answer.dims = [[d, k] for d, k in dims]
+    answer.windows = mask
+    return [i for i in range(len(pw.specs)) if not mask & (1 << i)]
+
+
+def ticket_stats(ev: TicketEvent, ticket: Ticket, at: float, first_response: bool) -> Stats | None:
+    """The KPI contribution of a (non-duplicate) ticket event, or None if it has none."""
+    s = zero()
+    kind = ev.type
+    if kind == "created":
+        s[F.CREATED] = 1
+    elif kind == "first_response":
+        if not first_response or ticket.opened_at is None or at < ticket.opened_at:
+            return None
+        s[F.FRT_N], s[F.FRT_SUM] = 1, at - ticket.opened_at
+    elif kind == "resolved":
+        s[F.RESOLVED] = 1
+        s[F.FCR] = 1 if ticket.reopened == 0 and not ticket.escalated and ticket.agent_replies == 0 else 0
+        parts = [v for v in (ev.talk_seconds, ev.hold_seconds, ev.wrap_seconds) if v is not None]
+        if parts:
+            s[F.AHT_N], s[F.AHT_SUM] = 1, sum(parts)
+    elif kind == "reopened":
+        s[F.REOPENED] = 1
+    elif kind == "escalated":
+        s[F.ESCALATED] = 1
+    else:
+        return None
+    return s
+
+
+def ticket_dims(ticket: Ticket) -> list[Dim]:
+    """Every (dimension, key) a ticket KPI counts under."""
+    dims = [OVERALL]
+    if ticket.team:
+        dims.append(("team", ticket.team))
+    if ticket.channel:
+        dims.append(("channel", ticket.channel))
+    return dims
+
+
+def count_ticket(
+    pw: PartitionWindows, ev: TicketEvent, ticket: Ticket, at: float, first_response: bool
+) -> list[int]:
+    """Count a ticket event's KPIs; returns the late windows' indexes."""
+    stats = ticket_stats(ev, ticket, at, first_response)
+    pw.observe(at)
+    if stats is None:
+        return []
+    mask = pw.open_mask(at)
+    pw.apply(ticket_dims(ticket), at, stats, mask)
+    return [i for i in range(len(pw.specs)) if not mask & (1 << i)]
+
+
+@dataclass(frozen=True)
+class TrendPolicy:
+    """When a short window is significantly worse than its baseline."""
+
+    short: str = "24h"
+    long: str = "7d"
+    min_n: int = 30
+    alpha: float = 0.01
+    min_drop: dict[str, float] | None = None  # metric -> smallest drop that matters
+
+    def drop_needed(self, metric: str) -> float:
+        """The smallest drop worth an alert, in the metric's own unit."""
+        defaults = {"nps": 10.0, "csat": 5.0, "ces": 0.3}
+        return (self.min_drop or defaults).get(metric, defaults.get(metric, 0.0))
+
+
+TREND_METRICS = ("nps", "csat", "ces")
+
+
+def _stderr(v: Value) -> float | None:
+    if v.stderr is not None:
+        return v.stderr
+    if v.value is not None and v.n > 0 and v.metric == "csat":
+        p = v.value / 100
+        return 100 * math.sqrt(max(p * (1 - p), 0.25 / v.n) / v.n)  # never 0: avoids z = inf at p=0/1
+    return None
+
+
+def trend_drop(short: Value, baseline: Value, policy: TrendPolicy) -> float | None:
+    """The z score when ``short`` is significantly below ``baseline`` (a drop), else None.
+
+    ``baseline`` must exclude the short window's own answers (long minus short) so
+    the two samples are independent.
+    """
+    if short.value is None or baseline.value is None:
+        return None
+    if short.n < policy.min_n or baseline.n < policy.min_n:
+        return None
+    if baseline.value - short.value < policy.drop_needed(short.metric):
+        return None
+    se_s, se_b = _stderr(short), _stderr(baseline)
+    if se_s is None or se_b is None:
+        return None
+    spread = math.sqrt(se_s**2 + se_b**2)
+    if spread == 0:
+        return None
+    z = (short.value - baseline.value) / spread
+    return z if z <= -NormalDist().inv_cdf(1 - policy.alpha) else None

@@ -1,0 +1,157 @@
+"""Event-time windows as buckets we own, per partition, mergeable across partitions.
+
+Each window size (1h, 24h, 7d, ...) keeps its own buckets of ``size / buckets``
+seconds, aligned to the epoch. A partition's watermark is the newest event time
+it has seen; window state expires on it, never on the wall clock, so a replay or
+a restart gives the same numbers.
+
+An event is *late* for a window when it is older than ``watermark - size - grace``:
+its window has closed, so it is counted and not applied (it could not change
+the current window anyway). A response already applied is removed from exactly
+the windows it was applied to when an edit replaces it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.scores import Stats, add_into, zero
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+Dim = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A window size and the width of its buckets, in seconds."""
+
+    name: str
+    size: int
+    bucket: int
+
+    def bucket_of(self, ts: float) -> int:
+        """Start of the bucket holding ``ts``."""
+        return int(ts // self.bucket) * self.bucket
+
+    def bounds(self, watermark: float) -> tuple[int, int]:
+        """``[start, end)`` of the window ending at the bucket boundary after ``watermark``."""
+        end = (math.floor(watermark / self.bucket) + 1) * self.bucket
+        return end - self.size, end
+
+
+def parse_windows(text: str, buckets: int = 24) -> list[WindowSpec]:
+    """Parse ``"1h,24h,7d"``; each window is split into ``buckets`` buckets."""
+    specs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        m = re.fullmatch(r"(\d+)([smhdw])", part)
+        if not m:
+            raise ValueError(f"window {part!r} is not like 15m, 1h, 24h or 7d")
+        size = int(m.group(1)) * _UNITS[m.group(2)]
+        if size % buckets:
+            raise ValueError(f"window {part!r} ({size}s) does not split into {buckets} whole-second buckets")
+        specs.append(WindowSpec(part, size, size // buckets))
+    if not specs:
+        raise ValueError("at least one window is needed")
+    return specs
+
+
+@dataclass(slots=True)
+class PartitionWindows:
+    """One partition's window buckets for every (dimension, key)."""
+
+    specs: list[WindowSpec]
+    grace: float
+    watermark: float = 0.0
+    # source "topic/partition" -> last offset whose effects are in these buckets; a replay
+    # after a crash re-reads records the buckets already hold, and they must not count twice
+    applied: dict[str, int] = field(default_factory=dict)
+    muted: bool = False
+    # (dimension, key) -> window name -> bucket start -> stats
+    partials: dict[Dim, dict[str, dict[int, Stats]]] = field(default_factory=dict)
+    dirty: set[Dim] = field(default_factory=set)
+
+    def observe(self, ts: float) -> None:
+        """Advance the watermark to ``ts`` if it is newer."""
+        if ts > self.watermark:
+            self.watermark = ts
+
+    def open_mask(self, ts: float) -> int:
+        """Bit i set when window ``specs[i]`` still accepts an event at ``ts``."""
+        mask = 0
+        for i, spec in enumerate(self.specs):
+            if ts >= self.watermark - spec.size - self.grace:
+                mask |= 1 << i
+        return mask
+
+    def apply(self, dims: Iterable[Dim], ts: float, stats: Stats, mask: int, sign: float = 1.0) -> None:
+        """Add (or with ``sign=-1`` remove) ``stats`` at ``ts`` in the windows of ``mask``."""
+        if self.muted:
+            return
+        for dim in dims:
+            windows = self.partials.setdefault(dim, {})
+            for i, spec in enumerate(self.specs):
+                if not mask & (1 << i):
+                    continue
+                buckets = windows.setdefault(spec.name, {})
+                start = spec.bucket_of(ts)
+                acc = buckets.get(start)
+                if acc is None:
+                    if sign < 0:
+                        continue  # its bucket has expired: nothing left to remove
+                    acc = buckets[start] = zero()
+                add_into(acc, stats, sign)
+                if not any(acc):
+                    del buckets[start]
+            self.dirty.add(dim)
+
+    def begin(self, source: str, offset: int) -> None:
+        """Start a record: mute bucket changes if a replay brings one these buckets already hold."""
+        self.muted = offset <= self.applied.get(source, -1)
+
+    def done(self, source: str, offset: int) -> None:
+        """Finish a record."""
+        if not self.muted:
+            self.applied[source] = offset
+        self.muted = False
+
+    def expire(self) -> None:
+        """Drop buckets no event can reach any more (event time, not wall clock)."""
+        for dim, windows in self.partials.items():
+            for spec in self.specs:
+                buckets = windows.get(spec.name)
+                if not buckets:
+                    continue
+                horizon = self.watermark - spec.size - self.grace
+                old = [b for b in buckets if b + spec.bucket <= horizon]
+                for b in old:
+                    del buckets[b]
+                if old:
+                    self.dirty.add(dim)
+
+    def doc(self, dim: Dim) -> dict[str, Any]:
+        """The publishable partial of one (dimension, key)."""
+        windows = self.partials.get(dim, {})
+        return {name: {str(b): s for b, s in buckets.items()} for name, buckets in windows.items()}
+
+    def load(self, dim: Dim, doc: dict[str, Any]) -> None:
+        """Restore one partial written by ``doc``."""
+        self.partials[dim] = {
+            name: {int(b): list(s) for b, s in buckets.items()} for name, buckets in doc.items()
+        }
+
+
+def merged_stats(
+    spec: WindowSpec, partials: Iterable[dict[str, Any]], watermark: float
+) -> tuple[int, int, Stats]:
+    """Sum the buckets of ``spec``'s current window over every partition's partial doc."""
+    start, end = spec.bounds(watermark)
+    total = zero()
+    for doc in partials:
+        for b, s in doc.get(spec.name, {}).items():
+            if start <= int(b) < end:
+                add_into(total, s)
+    return start, end, total
