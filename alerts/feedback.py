@@ -22,7 +22,7 @@ OVERALL: Dim = ("overall", "all")
 
 def answer_dims(answer: Answer, ticket: Ticket | None) -> list[Dim]:
     """Every (dimension, key) an answer counts under: its own attribution, else its ticket's."""
-    team, channel, agent = (answer.own + [None, None, None])[:3]
+    team, channel, agent = [*answer.own, None, None, None][:3]
     dims = [OVERALL]
     for dim, value in (
         ("team", team or (ticket.team if ticket else None)),

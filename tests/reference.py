@@ -14,8 +14,11 @@ def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def reference(surveys: list[dict[str, Any]], tickets: list[dict[str, Any]], specs: list[WindowSpec],
-              ) -> dict[tuple[str, str, str], float | int | None]:
+def reference(
+    surveys: list[dict[str, Any]],
+    tickets: list[dict[str, Any]],
+    specs: list[WindowSpec],
+) -> dict[tuple[str, str, str], float | int | None]:
     """``(dimension:key, window, metric) -> value``, and ``... metric#n`` -> sample size.
 
     Messages are given in the order they were produced (per customer, which is all
@@ -36,8 +39,9 @@ def reference(surveys: list[dict[str, Any]], tickets: list[dict[str, Any]], spec
             if ev.get(name):
                 info[name] = ev[name]
         at = _ts(ev["occurred_at"])
-        dims = ["overall:all"] + [f"{d}:{info[n]}" for d, n in (("team", "team"), ("channel", "channel"))
-                                  if info.get(n)]
+        dims = ["overall:all"] + [
+            f"{d}:{info[n]}" for d, n in (("team", "team"), ("channel", "channel")) if info.get(n)
+        ]
         kind = ev["type"]
         if kind == "created":
             opened[ev["ticket_id"]] = at
@@ -57,10 +61,12 @@ def reference(surveys: list[dict[str, Any]], tickets: list[dict[str, Any]], spec
     for doc in surveys:
         info = ticket_info.get(doc.get("ticket_id") or "", {})
         dims = ["overall:all"]
-        for dim, value in (("team", doc.get("team") or info.get("team")),
-                           ("channel", doc.get("channel") or info.get("channel")),
-                           ("agent", doc.get("agent_id") or info.get("agent_id")),
-                           ("category", info.get("category"))):
+        for dim, value in (
+            ("team", doc.get("team") or info.get("team")),
+            ("channel", doc.get("channel") or info.get("channel")),
+            ("agent", doc.get("agent_id") or info.get("agent_id")),
+            ("category", info.get("category")),
+        ):
             if value:
                 dims.append(f"{dim}:{value}")
         final[doc["response_id"]] = (_ts(doc["submitted_at"]), doc["scores"], dims)
@@ -80,7 +86,9 @@ def reference(surveys: list[dict[str, Any]], tickets: list[dict[str, Any]], spec
             csat = [r["csat"] for r in rows if "csat" in r]
             ces = [r["ces"] for r in rows if "ces" in r]
             if nps:
-                out[(d, spec.name, "nps")] = 100 * (sum(x >= 9 for x in nps) - sum(x <= 6 for x in nps)) / len(nps)
+                out[(d, spec.name, "nps")] = (
+                    100 * (sum(x >= 9 for x in nps) - sum(x <= 6 for x in nps)) / len(nps)
+                )
                 out[(d, spec.name, "nps#n")] = len(nps)
             if csat:
                 out[(d, spec.name, "csat")] = 100 * sum(x >= 4 for x in csat) / len(csat)

@@ -44,8 +44,11 @@ def test_snapshots_equal_the_reference_after_a_crash_mid_stream(kafka: LocalBrok
                 out[(r.key.decode(), doc["window"], doc["metric"])] = doc  # type: ignore[attr-defined]
             return out
 
-        wanted = {(key, window, metric): expected for (key, window, metric), expected in ref.items()
-                  if "#" not in metric and key.startswith(("overall:", "team:", "channel:"))}
+        wanted = {
+            (key, window, metric): expected
+            for (key, window, metric), expected in ref.items()
+            if "#" not in metric and key.startswith(("overall:", "team:", "channel:"))
+        }
         assert len(wanted) > 100
 
         def mismatches(records: list[object]) -> list[str]:
@@ -57,8 +60,10 @@ def test_snapshots_equal_the_reference_after_a_crash_mid_stream(kafka: LocalBrok
                 if got is None:
                     bad.append(f"{key} {window} {metric}: missing")
                 elif got["estimate"] != pytest.approx(expected) or (n is not None and got["responses"] != n):
-                    bad.append(f"{key} {window} {metric}: {got['estimate']} (n={got['responses']}) "
-                               f"!= {expected} (n={n})")
+                    bad.append(
+                        f"{key} {window} {metric}: {got['estimate']} (n={got['responses']}) "
+                        f"!= {expected} (n={n})"
+                    )
             return bad
 
         # snapshots keep coming every second; wait until they have caught up with the stream

@@ -121,9 +121,20 @@ def test_serialisation_round_trips(events: list[tuple[str, str, str, int, str | 
             )
         )
     for i, (event_id, ticket_id, _, hour, _) in enumerate(events):
-        ans = s.record_answer(SurveyResponse.model_validate(
-            survey("c", f"r{i % 4}", ticket_id=ticket_id, team=event_id, nps=hour % 11, csat=1 + hour % 5,
-                   ves={"achieve": 3, "confidence": 4}, goal_completed=bool(hour % 2))))
+        ans = s.record_answer(
+            SurveyResponse.model_validate(
+                survey(
+                    "c",
+                    f"r{i % 4}",
+                    ticket_id=ticket_id,
+                    team=event_id,
+                    nps=hour % 11,
+                    csat=1 + hour % 5,
+                    ves={"achieve": 3, "confidence": 4},
+                    goal_completed=bool(hour % 2),
+                )
+            )
+        )
         ans.dims, ans.windows, ans.alerted = [["team", event_id]], hour, ["detractor"]
     doc = orjson.loads(orjson.dumps(s.to_doc()))
     back = CustomerState.from_doc(doc)

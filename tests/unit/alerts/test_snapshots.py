@@ -38,8 +38,11 @@ def test_partials_from_several_partitions_add_up() -> None:
 
 def test_small_samples_are_marked_insufficient_not_shown() -> None:
     _, a = partial([(END - 100, 0)] * 3)
-    (rec,) = [r for r in snapshot_records("team", "billing", SPECS, [a], END, 10, NOW)
-              if r["window"] == "24h" and r["metric"] == "nps"]
+    (rec,) = [
+        r
+        for r in snapshot_records("team", "billing", SPECS, [a], END, 10, NOW)
+        if r["window"] == "24h" and r["metric"] == "nps"
+    ]
     assert rec["value"] is None and rec["insufficient"] and rec["estimate"] == -100.0
 
 
@@ -64,8 +67,10 @@ def test_a_real_drop_raises_one_trend_alert() -> None:
 
 def test_noise_raises_nothing() -> None:
     rng = random.Random(7)
-    raised = sum(bool(trend_alerts("team", "billing", SPECS, [_week(rng, recent_bad=False)], END,
-                                   TrendPolicy(), NOW)) for _ in range(40))
+    raised = sum(
+        bool(trend_alerts("team", "billing", SPECS, [_week(rng, recent_bad=False)], END, TrendPolicy(), NOW))
+        for _ in range(40)
+    )
     assert raised <= 1
 
 

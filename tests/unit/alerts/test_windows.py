@@ -162,7 +162,9 @@ def test_parse_windows() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(event, min_size=1, max_size=25), st.booleans())
-def test_a_replay_after_a_crash_counts_nothing_twice(events: list[tuple[Any, ...]], customers_lost: bool) -> None:
+def test_a_replay_after_a_crash_counts_nothing_twice(
+    events: list[tuple[Any, ...]], customers_lost: bool
+) -> None:
     docs = [doc(*e) for e in events]
     world = World()
     world.feed(docs)
