@@ -89,22 +89,27 @@ class PartitionWindows:
 
     def apply(self, dims: Iterable[Dim], ts: float, stats: Stats, mask: int, sign: float = 1.0) -> None:
         """Add (or with ``sign=-1`` remove) ``stats`` at ``ts`` in the windows of ``mask``."""
-        if self.muted:
+        if self.muted or not mask:
             return
+        # events touch one or two fields of the vector: add only those (the hot path)
+        pairs = [(i, sign * v) for i, v in enumerate(stats) if v]
+        specs = [(spec.name, spec.bucket_of(ts)) for i, spec in enumerate(self.specs) if mask & (1 << i)]
         for dim in dims:
-            windows = self.partials.setdefault(dim, {})
-            for i, spec in enumerate(self.specs):
-                if not mask & (1 << i):
-                    continue
-                buckets = windows.setdefault(spec.name, {})
-                start = spec.bucket_of(ts)
+            windows = self.partials.get(dim)
+            if windows is None:
+                windows = self.partials[dim] = {}
+            for name, start in specs:
+                buckets = windows.get(name)
+                if buckets is None:
+                    buckets = windows[name] = {}
                 acc = buckets.get(start)
                 if acc is None:
                     if sign < 0:
                         continue  # its bucket has expired: nothing left to remove
                     acc = buckets[start] = zero()
-                add_into(acc, stats, sign)
-                if not any(acc):
+                for i, v in pairs:
+                    acc[i] += v
+                if sign < 0 and not any(acc):
                     del buckets[start]
             self.dirty.add(dim)
 

@@ -49,6 +49,7 @@ class Service:
             "SURVEY_ALERTS_SESSION_TIMEOUT_S": "10",
             "SURVEY_ALERTS_REBALANCE_TIMEOUT_S": "10",
             "SURVEY_ALERTS_COMMIT_INTERVAL_S": "0.5",
+            "SURVEY_ALERTS_SNAPSHOT_INTERVAL_S": "1",
         }
         for name in (
             "survey_responses",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
@@ -110,7 +112,11 @@ def test_metrics_are_served_by_the_worker(service: Service) -> None:
     cid = uid("cust")
     service.send_survey(survey(cid, nps=0))
     service.alerts_for(cid, 1)
-    text = service.metrics()
+    gauge = 'survey_alerts_window_samples{dimension="overall",key="all",metric="nps",window="24h"}'
+    deadline = time.monotonic() + 30
+    while gauge not in (text := service.metrics()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert gauge in text
     assert 'survey_alerts_alerts_raised_total{kind="detractor",severity="critical"}' in text
     assert (
         f'survey_alerts_records_consumed_total{{topic="{service.settings.survey_responses_topic}"}}' in text

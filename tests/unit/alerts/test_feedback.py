@@ -1,0 +1,64 @@
+"""Ticket KPIs and attribution of answers to dimensions."""
+
+from __future__ import annotations
+
+from alerts.customer import CustomerState, to_epoch
+from alerts.feedback import answer_dims, ticket_stats
+from alerts.scores import F
+from schemas.inputs import SurveyResponse, TicketEvent
+from tests.factories import survey, ticket
+
+
+def fold(*docs: dict[str, object]) -> tuple[CustomerState, list[list[float] | None]]:
+    state, out = CustomerState(), []
+    for d in docs:
+        ev = TicketEvent.model_validate(d)
+        before = state.tickets.get(ev.ticket_id)
+        first = before is None or before.first_response_at is None
+        state.apply_ticket_event(ev)
+        out.append(ticket_stats(ev, state.tickets[ev.ticket_id], to_epoch(ev.occurred_at), first))
+    return state, out
+
+
+def test_first_response_time_counts_once_from_creation() -> None:
+    _, stats = fold(
+        ticket("c", "t", "created", at="2026-11-22T10:00:00Z"),
+        ticket("c", "t", "first_response", at="2026-11-22T10:05:00Z"),
+        ticket("c", "t", "first_response", at="2026-11-22T10:09:00Z"),
+    )
+    assert stats[1] is not None and (stats[1][F.FRT_N], stats[1][F.FRT_SUM]) == (1, 300)
+    assert stats[2] is None
+
+
+def test_first_contact_resolution_and_handle_time() -> None:
+    _, clean = fold(
+        ticket("c", "t", "created", at="2026-11-22T10:00:00Z"),
+        ticket("c", "t", "resolved", at="2026-11-22T10:30:00Z", talk_seconds=600, hold_seconds=60,
+               wrap_seconds=120),
+    )
+    assert clean[1] is not None and clean[1][F.FCR] == 1 and clean[1][F.AHT_SUM] == 780
+    _, twice = fold(
+        ticket("c", "t", "created", at="2026-11-22T10:00:00Z"),
+        ticket("c", "t", "agent_reply", at="2026-11-22T10:10:00Z"),
+        ticket("c", "t", "resolved", at="2026-11-22T10:30:00Z"),
+    )
+    assert twice[2] is not None and twice[2][F.FCR] == 0 and twice[2][F.AHT_N] == 0
+    _, reopened = fold(
+        ticket("c", "t", "created", at="2026-11-22T10:00:00Z"),
+        ticket("c", "t", "resolved", at="2026-11-22T10:30:00Z"),
+        ticket("c", "t", "reopened", at="2026-11-22T11:00:00Z"),
+        ticket("c", "t", "resolved", at="2026-11-22T12:00:00Z"),
+    )
+    assert reopened[2] is not None and reopened[2][F.REOPENED] == 1
+    assert reopened[3] is not None and reopened[3][F.FCR] == 0
+
+
+def test_answers_count_under_their_own_attribution_before_the_tickets() -> None:
+    state, _ = fold(ticket("c", "t", "created", team="billing", channel="chat", category="refund",
+                           agent_id="a1"))
+    own = state.record_answer(SurveyResponse.model_validate(survey("c", "r1", nps=5, ticket_id="t",
+                                                                   team="vip", channel="phone")))
+    assert answer_dims(own, state.tickets["t"]) == [
+        ("overall", "all"), ("team", "vip"), ("channel", "phone"), ("agent", "a1"), ("category", "refund")]
+    plain = state.record_answer(SurveyResponse.model_validate(survey("c", "r2", nps=5)))
+    assert answer_dims(plain, None) == [("overall", "all")]
