@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 def install(app: SurveyApp, settings: Settings) -> None:
     """Declare every stage's topics, tables and agents on ``app``."""
     from agents.aggregate import install_aggregate
+    from agents.followup import install_followup
     from agents.intake import install_intake
 
     intake = install_intake(app, settings)
     assert intake.windows is not None
     install_aggregate(app, settings, intake.windows)
+    install_followup(app, settings, intake.send)

@@ -23,6 +23,7 @@ from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
 from stream.state import CustomerStore, WindowStore
+from stream.topics import service_topics
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -36,7 +37,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _headers(headers: Any) -> Sequence[tuple[str, bytes]]:
+def headers_of(headers: Any) -> Sequence[tuple[str, bytes]]:
     if not headers:
         return ()
     return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
@@ -64,7 +65,7 @@ class IntakeAgent:
     async def __call__(self, messages: Sequence[Message]) -> None:
         started = time.perf_counter()
         records = [
-            Record(m.topic, m.partition, m.offset, m.key, m.value, _headers(m.headers), m.timestamp)
+            Record(m.topic, m.partition, m.offset, m.key, m.value, headers_of(m.headers), m.timestamp)
             for m in messages
         ]
         windows = self.windows
@@ -128,8 +129,12 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         rekey=settings.rekey_topic,
         recovery_alerts=settings.recovery_alerts_topic,
         dlq=settings.dlq_topic,
+        escalations_prefix=settings.escalations_prefix,
+        followups=settings.followups_topic,
     )
-    pipeline = Pipeline(topics, settings.policy(), owner_function(settings.partitions))
+    pipeline = Pipeline(topics, settings.policy(), owner_function(settings.partitions), settings.router())
+
+    declared = set(service_topics(settings))
 
     async def send(
         topic: str,
@@ -138,6 +143,9 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         partition: int | None,
         headers: list[tuple[str, bytes]],
     ) -> Any:
+        if topic not in declared:  # a queue first used now (rules may name queues by team)
+            await app.topic(topic, partitions=settings.partitions).declare()
+            declared.add(topic)
         return await app.producer.send(topic, key, value, partition, None, headers)
 
     windows_table = app.Table(

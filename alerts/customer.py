@@ -99,6 +99,7 @@ class CustomerState:
     tickets: dict[str, Ticket] = field(default_factory=dict)
     answers: dict[str, Answer] = field(default_factory=dict)
     seen_events: list[str] = field(default_factory=list)
+    last_alert: dict[str, float] = field(default_factory=dict)  # kind -> event time of the last alert
 
     # -- tickets ---------------------------------------------------------------
 
@@ -202,6 +203,7 @@ class CustomerState:
             "t": [[getattr(t, f) for f in TICKET_FIELDS] for t in self.tickets.values()],
             "a": [[getattr(a, f) for f in ANSWER_FIELDS] for a in self.answers.values()],
             "e": self.seen_events,
+            "la": self.last_alert,
         }
 
     @classmethod
@@ -211,4 +213,6 @@ class CustomerState:
             raise ValueError(f"unknown customer state version {doc.get('v')!r}")
         tickets = {row[0]: Ticket(*row) for row in doc["t"]}
         answers = {row[0]: Answer(*row) for row in doc["a"]}
-        return cls(doc["tier"], doc["av"], doc["pa"], tickets, answers, list(doc["e"]))
+        return cls(
+            doc["tier"], doc["av"], doc["pa"], tickets, answers, list(doc["e"]), dict(doc.get("la", {}))
+        )

@@ -16,8 +16,10 @@ from typing import Any
 
 from alerts.customer import CustomerState, to_epoch
 from alerts.detector import detect
+from alerts.escalation import alert_escalation, ticket_escalation
 from alerts.feedback import answer_dims, count_answer, count_ticket, reattribute
 from alerts.policy import AlertPolicy
+from alerts.routing import DEFAULT_RULES, Router
 from alerts.windows import PartitionWindows
 from schemas.common import SCHEMA_VERSION, format_timestamp
 from schemas.inputs import SurveyResponse, TicketEvent
@@ -63,6 +65,8 @@ class BatchResult:
     consumed: Counter[str] = field(default_factory=Counter)
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    escalations: Counter[str] = field(default_factory=Counter)
     late: Counter[str] = field(default_factory=Counter)
     windows: set[int] = field(default_factory=set)  # partitions whose windows changed
     duplicates: int = 0
@@ -79,6 +83,8 @@ class Topics:
     rekey: str
     recovery_alerts: str
     dlq: str
+    escalations_prefix: str = "escalations."
+    followups: str = "followups"
 
 
 def _text_or_b64(raw: bytes) -> tuple[str, str]:
@@ -136,10 +142,13 @@ class Pipeline:
     against state this worker may not own.
     """
 
-    def __init__(self, topics: Topics, policy: AlertPolicy, owner: Callable[[str], int]) -> None:
+    def __init__(
+        self, topics: Topics, policy: AlertPolicy, owner: Callable[[str], int], router: Router | None = None
+    ) -> None:
         self.topics = topics
         self.policy = policy
         self.owner = owner
+        self.router = router or Router(DEFAULT_RULES)
         self._kinds = {topics.survey_responses: SURVEY, topics.ticket_events: TICKET}
 
     def process(
@@ -186,6 +195,8 @@ class Pipeline:
                         pw.done(source, rec.offset)
                     continue
                 ticket = state.tickets.get(event.ticket_id)
+                if event.type == "escalated":
+                    self._escalate(ticket_escalation(event, state, self.router, now), out)
                 if pw is not None and ticket is not None:
                     late = count_ticket(pw, event, ticket, to_epoch(event.occurred_at), first_response)
                     reattribute(pw, state.answers.values(), ticket)
@@ -193,15 +204,21 @@ class Pipeline:
                 previous = state.answers.get(event.response_id)
                 if previous is not None:
                     out.edits += 1
-                answer, alerts = detect(state, event, self.policy, now)
+                found = detect(state, event, self.policy, now, self.router)
                 if pw is not None:
                     ticket = state.tickets.get(event.ticket_id) if event.ticket_id else None
-                    late = count_answer(pw, previous, answer, answer_dims(answer, ticket))
-                for alert in alerts:
+                    late = count_answer(pw, previous, found.answer, answer_dims(found.answer, ticket))
+                out.suppressed.update(found.suppressed)
+                for alert in found.alerts:
                     out.alerts[(alert["kind"], alert["severity"])] += 1
                     out.emits.append(
                         Emit(self.topics.recovery_alerts, cid.encode(), alert, cause_timestamp=rec.timestamp)
                     )
+                    self._follow_up({"op": "open", "alert": alert}, alert["alert_id"], out)
+                    if self.policy.escalates(state.tier, state.account_value):
+                        self._escalate(alert_escalation(alert, state, self.router, now), out)
+                for alert_id, score in found.updated:
+                    self._follow_up({"op": "update", "alert_id": alert_id, "score": score}, alert_id, out)
             if pw is not None:
                 out.windows.add(partition)
                 if not pw.muted:
@@ -210,6 +227,15 @@ class Pipeline:
                 pw.done(source, rec.offset)
             dirty[cid] = (partition, state)
         return out
+
+    def _escalate(self, doc: dict[str, Any], out: BatchResult) -> None:
+        out.escalations[doc["queue"]] += 1
+        topic = self.topics.escalations_prefix + doc["queue"]
+        out.emits.append(Emit(topic, doc["customer_id"].encode(), doc))
+
+    def _follow_up(self, doc: dict[str, Any], alert_id: str, out: BatchResult) -> None:
+        # keyed and placed by alert id: the follow-up stage keeps its state by alert
+        out.emits.append(Emit(self.topics.followups, alert_id.encode(), doc, self.owner(alert_id)))
 
     def _kind_of(self, rec: Record) -> str:
         kind = self._kinds.get(rec.topic)

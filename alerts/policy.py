@@ -37,6 +37,11 @@ class AlertPolicy:
         }
     )
 
+    tier_factors: dict[str, float] = field(default_factory=dict)
+    cooldown_s: float = 86_400.0
+    escalate_tiers: frozenset[str] = frozenset({"gold", "platinum"})
+    escalate_account_value: float = 50_000.0
+
     def is_key_account(self, tier: str | None, account_value: float | None) -> bool:
         """A key account's alerts are always critical."""
         return (tier is not None and tier in self.key_tiers) or (
@@ -64,6 +69,13 @@ class AlertPolicy:
             found.append(Finding(kind, metric, score, threshold, "critical" if critical else "warning"))
         return found
 
-    def due(self, severity: str) -> timedelta:
-        """How long the team has to follow up on an alert of this severity."""
-        return self.sla[severity]
+    def due(self, severity: str, tier: str | None = None) -> timedelta:
+        """How long the team has to follow up on an alert of this severity (shorter for top tiers)."""
+        factor = self.tier_factors.get(tier, 1.0) if tier is not None else 1.0
+        return self.sla[severity] * factor
+
+    def escalates(self, tier: str | None, account_value: float | None) -> bool:
+        """Alerts of these customers also go to their team's queue as escalations."""
+        return (tier is not None and tier in self.escalate_tiers) or (
+            account_value is not None and account_value >= self.escalate_account_value
+        )

@@ -55,6 +55,36 @@ class CustomerContext(_Part):
     recent_scores: list[RecentScore]
 
 
+class PlaybookTier(_Part):
+    """A suggested action and its concession cap (credit or percent, whichever is less)."""
+
+    action: str
+    credit: float | None
+    percent: float | None
+    cap: float | None
+
+
+class Playbook(_Part):
+    """Suggested recovery: a first-tier action and a fallback on push-back."""
+
+    first_tier: PlaybookTier
+    second_tier: PlaybookTier | None
+
+
+class TicketSummary(_Part):
+    """A short history of the ticket behind an escalation."""
+
+    ticket_id: str
+    status: str
+    opened_at: Timestamp | None
+    first_response_seconds: float | None
+    agent_replies: int
+    reopened: int
+    escalated: bool
+    category: str | None
+    priority: str | None
+
+
 class RecoveryAlert(OutputModel):
     """A customer needs a follow-up (topic ``recovery-alerts``, keyed by customer_id)."""
 
@@ -70,12 +100,16 @@ class RecoveryAlert(OutputModel):
     channel: str | None
     category: str | None
     queue: str
+    rule: str
+    priority: Literal["low", "normal", "high", "urgent"]
+    owner: str | None
     metric: str
     score: int | float
     threshold: int | float
     submitted_at: Timestamp | None
     created_at: Timestamp
     follow_up_due_at: Timestamp
+    playbook: Playbook | None = None
     customer: CustomerContext
 
 
@@ -95,6 +129,9 @@ class Escalation(OutputModel):
     rule: str
     routed_at: Timestamp
     alert_id: str | None = None
+    owner: str | None = None
+    ticket: TicketSummary | None = None
+    customer: CustomerContext | None = None
 
 
 class FeedbackWindow(OutputModel):

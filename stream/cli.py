@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -157,6 +158,67 @@ def kafka_stop() -> None:
         pass
     shutil.rmtree(state.parent, ignore_errors=True)
     click.echo("stopped")
+
+
+@main.group()
+def rules() -> None:
+    """Routing rules: check a file, or explain which rule an event matches."""
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+def rules_check(path: str) -> None:
+    """Validate a TOML or YAML rules file (errors name the file, the rule and the field)."""
+    from alerts.routing import RulesError, load_rules
+
+    try:
+        rs = load_rules(path)
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from None
+    queues = sorted({r.queue for r in rs.rules} | {rs.default_queue})
+    click.echo(
+        f"{path}: ok - {len(rs.rules)} rules, {len(rs.playbook)} playbook entries, "
+        f"queues {', '.join(queues)}; default {rs.default_queue!r}"
+    )
+
+
+@rules.command("explain")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("event", type=click.File("rb"))
+def rules_explain(path: str, event: object) -> None:
+    """Show which rule routes EVENT.json (an alert, a ticket event or plain facts) and why."""
+    import orjson
+
+    from alerts.routing import Router, RulesError, load_rules
+
+    try:
+        router = Router(load_rules(path))
+        doc = orjson.loads(event.read())  # type: ignore[attr-defined]
+    except (RulesError, orjson.JSONDecodeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise click.ClickException("EVENT must be a JSON object")
+    facts = facts_of(doc)
+    click.echo("facts: " + ", ".join(f"{k}={v!r}" for k, v in facts.items() if v is not None))
+    for line in router.explain(facts):
+        click.echo(line)
+
+
+def facts_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """Routing facts of an alert, an escalation, a ticket event or a plain facts object."""
+    customer: dict[str, Any] = doc["customer"] if isinstance(doc.get("customer"), dict) else {}
+    kind = doc.get("kind") or doc.get("source")
+    if doc.get("type") == "escalated":
+        kind = "ticket_escalated"
+    return {
+        "kind": kind,
+        "team": doc.get("team"),
+        "channel": doc.get("channel"),
+        "category": doc.get("category"),
+        "priority": doc.get("priority"),
+        "customer_tier": doc.get("customer_tier") or customer.get("tier"),
+        "account_value": doc.get("account_value") or customer.get("account_value"),
+    }
 
 
 @main.group()

@@ -92,6 +92,40 @@ class Metrics:
         self.snapshots = Counter(
             f"{PREFIX}_window_snapshots", "Records written to the feedback-windows topic.", registry=r
         )
+        self.suppressed = Counter(
+            f"{PREFIX}_alerts_suppressed",
+            "Alerts held back by the per-customer cooldown, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            f"{PREFIX}_escalations", "Escalations routed, by queue.", ["queue"], registry=r
+        )
+        self.followups_open = Gauge(
+            f"{PREFIX}_followups_open", "Alerts whose customer nobody has contacted yet.", registry=r
+        )
+        self.followups_overdue = Gauge(
+            f"{PREFIX}_followups_overdue", "Open follow-ups past their due time.", registry=r
+        )
+        self.close_rate = Gauge(
+            f"{PREFIX}_followup_close_ratio", "Resolved follow-ups over all follow-ups held.", registry=r
+        )
+        hours = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
+        self.time_to_contact = Histogram(
+            f"{PREFIX}_time_to_contact_seconds",
+            "From alert to first contact with the customer.",
+            buckets=hours,
+            registry=r,
+        )
+        self.time_to_resolve = Histogram(
+            f"{PREFIX}_time_to_resolve_seconds", "From alert to its resolution.", buckets=hours, registry=r
+        )
+        self.followup_check_seconds = Histogram(
+            f"{PREFIX}_followup_check_duration_seconds",
+            "Time of one follow-up SLA check.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.customers = Gauge(
             f"{PREFIX}_customers_in_state", "Customers held in this worker's state.", registry=r
         )
@@ -110,6 +144,10 @@ class Metrics:
             self.edits.inc(result.edits)
         if result.rekeyed:
             self.rekeyed.inc(result.rekeyed)
+        for kind, n in result.suppressed.items():
+            self.suppressed.labels(kind).inc(n)
+        for queue, n in result.escalations.items():
+            self.escalations.labels(queue).inc(n)
         for window, n in result.late.items():
             self.late.labels(window).inc(n)
         self.batch_size.observe(records)

@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.feedback import TrendPolicy
 from alerts.policy import AlertPolicy
+from alerts.routing import DEFAULT_RULES, Router, RulesError, load_rules
 from alerts.windows import WindowSpec, parse_windows
+from stream.errors import ConfigurationError
 
 
 class Settings(BaseSettings):
@@ -76,9 +78,32 @@ class Settings(BaseSettings):
     key_account_value: float = Field(
         50_000.0, ge=0, description="Account value from which alerts are critical."
     )
-    sla_critical_minutes: int = Field(240, ge=1, description="Follow-up due time of critical alerts.")
-    sla_warning_minutes: int = Field(1440, ge=1, description="Follow-up due time of warning alerts.")
-    sla_info_minutes: int = Field(4320, ge=1, description="Follow-up due time of info alerts.")
+    sla_critical_minutes: float = Field(240, gt=0, description="Follow-up due time of critical alerts.")
+    sla_warning_minutes: float = Field(1440, gt=0, description="Follow-up due time of warning alerts.")
+    sla_info_minutes: float = Field(4320, gt=0, description="Follow-up due time of info alerts.")
+    sla_tier_factors: dict[str, float] = Field(
+        {"platinum": 0.5, "gold": 0.75}, description="Due time multiplier per customer tier (JSON object)."
+    )
+    routing_rules: Path | None = Field(
+        None, description="TOML or YAML routing rules (default: queue per team)."
+    )
+    alert_cooldown_s: float = Field(
+        86_400.0, ge=0, description="At most one alert per customer and kind in this much event time."
+    )
+    escalate_tiers: frozenset[str] = Field(
+        frozenset({"gold", "platinum"}), description="Tiers whose alerts also become escalations (JSON list)."
+    )
+    escalate_account_value: float = Field(
+        50_000.0, ge=0, description="Account value from which alerts also become escalations."
+    )
+    lead_queue: str = Field(
+        "{queue}-lead", description="Queue of overdue follow-ups; {queue}, {team} allowed."
+    )
+    followup_check_interval_s: float = Field(5.0, gt=0, description="Seconds between follow-up SLA checks.")
+    renotify_interval_s: float = Field(
+        3600.0, gt=0, description="Least time between overdue re-notifications."
+    )
+    max_renotify: int = Field(3, ge=1, description="Most overdue notifications per alert.")
 
     @field_validator("broker")
     @classmethod
@@ -92,6 +117,11 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """``host:port`` list for plain Kafka clients."""
         return [url.split("://", 1)[1].rstrip("/") for url in self.broker.split(";")]
+
+    @property
+    def followups_topic(self) -> str:
+        """Internal topic carrying alerts and actions to the follow-up stage, keyed by alert id."""
+        return f"{self.app_id}-followups"
 
     @property
     def partials_topic(self) -> str:
@@ -117,7 +147,20 @@ class Settings(BaseSettings):
                 "warning": timedelta(minutes=self.sla_warning_minutes),
                 "info": timedelta(minutes=self.sla_info_minutes),
             },
+            tier_factors=self.sla_tier_factors,
+            cooldown_s=self.alert_cooldown_s,
+            escalate_tiers=self.escalate_tiers,
+            escalate_account_value=self.escalate_account_value,
         )
+
+    def router(self) -> Router:
+        """The routing rules (checked: a bad file fails here, naming file, rule and field)."""
+        if self.routing_rules is None:
+            return Router(DEFAULT_RULES)
+        try:
+            return Router(load_rules(self.routing_rules))
+        except RulesError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def window_specs(self) -> list[WindowSpec]:
         """The rolling windows these settings describe."""
@@ -144,6 +187,8 @@ class Settings(BaseSettings):
                 shown = "**********"
             elif isinstance(value, frozenset):
                 shown = json.dumps(sorted(value))
+            elif isinstance(value, dict):
+                shown = json.dumps(value, sort_keys=True)
             elif isinstance(value, Path):
                 shown = str(value)
             else:

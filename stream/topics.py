@@ -25,6 +25,7 @@ def service_topics(settings: Settings) -> list[str]:
         s.followup_actions_topic,
         s.rekey_topic,
         s.partials_topic,
+        s.followups_topic,
         s.recovery_alerts_topic,
         s.ops_alerts_topic,
         s.feedback_windows_topic,
@@ -54,7 +55,13 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout_s
         admin.close()
     counts = partition_counts(
         settings,
-        [settings.survey_responses_topic, settings.ticket_events_topic, settings.rekey_topic],
+        [
+            settings.survey_responses_topic,
+            settings.ticket_events_topic,
+            settings.followup_actions_topic,
+            settings.rekey_topic,
+            settings.followups_topic,
+        ],
         timeout_s,
     )
     for name, count in counts.items():

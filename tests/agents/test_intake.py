@@ -83,8 +83,9 @@ def test_a_batch_sends_alerts_with_the_version_header_and_saves_state_per_partit
     ]
     asyncio.run(agent(batch))
     topics = [s[0] for s in sent]
-    assert topics == ["recovery-alerts", "feedback-dlq"]
-    assert all(s[4] == [("schema-version", b"1")] for s in sent)
+    # the gold customer's alert also escalates; its follow-up opens on the internal topic
+    assert topics == ["recovery-alerts", "followups", "escalations.billing", "feedback-dlq"]
+    assert all(s[4] == [("schema-version", b"1")] for s in sent if s[0] != "followups")
     assert orjson.loads(sent[0][2])["customer"]["tier"] == "gold"
     # one changelog record per changed customer per batch, on the customer's partition
     assert [(p, k) for p, k, _ in table.changelog] == [(2, b"c1")]
@@ -98,7 +99,9 @@ def test_state_written_by_one_batch_is_read_by_the_next() -> None:
     agent, _, sent, _ = make()
     asyncio.run(agent([message("survey-responses", 2, 1, raw(survey("c1", "r1", nps=0)))]))
     asyncio.run(agent([message("survey-responses", 2, 2, raw(survey("c1", "r1", nps=1)))]))
-    assert [s[0] for s in sent] == ["recovery-alerts"]  # the edit raised nothing
+    # the edit raised no second alert; its follow-up learns the new score
+    assert [s[0] for s in sent] == ["recovery-alerts", "followups", "followups"]
+    assert orjson.loads(sent[2][2])["op"] == "update" and orjson.loads(sent[2][2])["score"] == 1
 
 
 def test_a_refused_output_fails_the_batch_so_it_is_not_acked() -> None:
@@ -119,7 +122,8 @@ def test_records_for_another_partition_are_forwarded_with_their_origin() -> None
 def test_the_app_subscribes_batch_topics_once() -> None:
     settings = Settings(app_id="unit-app", partitions=3)
     app = create_app(settings)
-    assert set(app.batch_handlers) == {"survey-responses", "ticket-events", "unit-app-rekey"}
+    assert set(app.batch_handlers) == {
+        "survey-responses", "ticket-events", "unit-app-rekey", "followup-actions", "unit-app-followups"}
     assert {t for topic in app.topics for t in topic.topics} >= set(app.batch_handlers)
     with pytest.raises(ValueError, match="already has a batch agent"):
         app.batch_agent(app.topic("survey-responses"))(app.batch_handlers["survey-responses"])

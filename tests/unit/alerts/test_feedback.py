@@ -33,8 +33,15 @@ def test_first_response_time_counts_once_from_creation() -> None:
 def test_first_contact_resolution_and_handle_time() -> None:
     _, clean = fold(
         ticket("c", "t", "created", at="2026-11-22T10:00:00Z"),
-        ticket("c", "t", "resolved", at="2026-11-22T10:30:00Z", talk_seconds=600, hold_seconds=60,
-               wrap_seconds=120),
+        ticket(
+            "c",
+            "t",
+            "resolved",
+            at="2026-11-22T10:30:00Z",
+            talk_seconds=600,
+            hold_seconds=60,
+            wrap_seconds=120,
+        ),
     )
     assert clean[1] is not None and clean[1][F.FCR] == 1 and clean[1][F.AHT_SUM] == 780
     _, twice = fold(
@@ -54,11 +61,18 @@ def test_first_contact_resolution_and_handle_time() -> None:
 
 
 def test_answers_count_under_their_own_attribution_before_the_tickets() -> None:
-    state, _ = fold(ticket("c", "t", "created", team="billing", channel="chat", category="refund",
-                           agent_id="a1"))
-    own = state.record_answer(SurveyResponse.model_validate(survey("c", "r1", nps=5, ticket_id="t",
-                                                                   team="vip", channel="phone")))
+    state, _ = fold(
+        ticket("c", "t", "created", team="billing", channel="chat", category="refund", agent_id="a1")
+    )
+    own = state.record_answer(
+        SurveyResponse.model_validate(survey("c", "r1", nps=5, ticket_id="t", team="vip", channel="phone"))
+    )
     assert answer_dims(own, state.tickets["t"]) == [
-        ("overall", "all"), ("team", "vip"), ("channel", "phone"), ("agent", "a1"), ("category", "refund")]
+        ("overall", "all"),
+        ("team", "vip"),
+        ("channel", "phone"),
+        ("agent", "a1"),
+        ("category", "refund"),
+    ]
     plain = state.record_answer(SurveyResponse.model_validate(survey("c", "r2", nps=5)))
     assert answer_dims(plain, None) == [("overall", "all")]

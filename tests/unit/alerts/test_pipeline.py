@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from alerts.customer import CustomerState
 from alerts.pipeline import KIND_HEADER, ORIGIN_HEADER, BatchResult, Pipeline, Record, Topics, interleave
 from alerts.policy import AlertPolicy
-from schemas.outputs import DeadLetter, RecoveryAlert
+from schemas.outputs import DeadLetter, Escalation, RecoveryAlert
 from tests.factories import raw, survey, ticket
 
 TOPICS = Topics("survey-responses", "ticket-events", "rekey", "recovery-alerts", "feedback-dlq")
@@ -22,8 +22,8 @@ NOW = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
 class Run:
     """A pipeline with an in-memory store, fed one batch at a time."""
 
-    def __init__(self, owner: int = 0) -> None:
-        self.pipeline = Pipeline(TOPICS, AlertPolicy(), lambda cid: owner)
+    def __init__(self, owner: int = 0, policy: AlertPolicy | None = None) -> None:
+        self.pipeline = Pipeline(TOPICS, policy or AlertPolicy(), lambda cid: owner)
         self.store: dict[str, CustomerState] = {}
         self.offset = 0
 
@@ -77,7 +77,7 @@ def test_alert_ids_are_deterministic() -> None:
 
 
 def test_alert_carries_customer_context_and_ticket_attribution() -> None:
-    run = Run()
+    run = Run(policy=AlertPolicy(cooldown_s=0))
     run.batch(
         (
             T,
@@ -102,7 +102,7 @@ def test_alert_carries_customer_context_and_ticket_attribution() -> None:
         "chat",
         "refund",
     )
-    assert alert["queue"] == "billing-ops"
+    assert (alert["queue"], alert["rule"]) == ("billing-ops", "team-queue")
     assert alert["severity"] == "critical"  # gold tier
     assert alert["follow_up_due_at"] == "2026-11-22T18:00:00Z"
     c = alert["customer"]
@@ -111,6 +111,50 @@ def test_alert_carries_customer_context_and_ticket_attribution() -> None:
     # the response's own team wins over the ticket's
     (other,) = run.alerts(run.batch((S, survey("c1", "r2", nps=4, ticket_id="t1", team="vip"))))
     assert other["team"] == "vip"
+
+
+def test_one_alert_per_customer_and_kind_per_cooldown() -> None:
+    run = Run(policy=AlertPolicy(cooldown_s=3600))
+    first = run.batch((S, survey("c1", "r1", nps=1, at="2026-11-22T10:00:00Z")))
+    flood = run.batch(
+        *[(S, survey("c1", f"f{i}", nps=0, at=f"2026-11-22T10:{i + 1:02d}:00Z")) for i in range(20)]
+    )
+    later = run.batch((S, survey("c1", "r9", nps=2, at="2026-11-22T11:30:00Z")))
+    assert len(run.alerts(first)) == 1 and run.alerts(flood) == [] and len(run.alerts(later)) == 1
+    assert flood.suppressed == {"detractor": 20}
+    # other customers and other kinds are not held back
+    assert len(run.alerts(run.batch((S, survey("c1", "x1", ces=1, at="2026-11-22T10:30:00Z"))))) == 1
+    assert len(run.alerts(run.batch((S, survey("c2", "x2", nps=0, at="2026-11-22T10:30:00Z"))))) == 1
+
+
+def test_alerts_open_follow_ups_and_edits_update_them() -> None:
+    run = Run()
+    result = run.batch((S, survey("c1", "r1", nps=3)))
+    (opened,) = [e for e in result.emits if e.topic == TOPICS.followups]
+    assert opened.value["op"] == "open" and opened.key == run.alerts(result)[0]["alert_id"].encode()  # type: ignore[index]
+    edit = run.batch((S, survey("c1", "r1", nps=8)))
+    (update,) = [e.value for e in edit.emits if e.topic == TOPICS.followups]
+    assert update == {"op": "update", "alert_id": opened.key.decode(), "score": None}  # type: ignore[union-attr]
+
+
+def test_escalations_for_escalated_tickets_and_key_accounts() -> None:
+    run = Run()
+    result = run.batch(
+        (T, ticket("c1", "t1", "created", team="billing", customer_tier="platinum", category="refund")),
+        (T, ticket("c1", "t1", "escalated", event_id="esc-1", reason="legal threat")),
+        (S, survey("c1", "r1", nps=2, ticket_id="t1")),
+    )
+    escalations = [e.value for e in result.emits if e.topic.startswith("escalations.")]
+    assert [(x["source"], x["queue"], x["rule"]) for x in escalations] == [  # type: ignore[index]
+        ("ticket_escalated", "billing", "team-queue"),
+        ("high_value_alert", "billing", "team-queue"),
+    ]
+    assert escalations[0]["reason"] == "legal threat" and escalations[0]["ticket"]["escalated"]  # type: ignore[index]
+    assert escalations[1]["alert_id"] == run.alerts(result)[0]["alert_id"]  # type: ignore[index]
+    for x in escalations:
+        Escalation.model_validate_json(raw(x))  # type: ignore[arg-type]
+    again = run.batch((T, ticket("c1", "t1", "escalated", event_id="esc-1", reason="legal threat")))
+    assert again.emits == []  # a duplicate delivery escalates nothing
 
 
 def test_a_duplicate_ticket_event_changes_nothing() -> None:
@@ -143,13 +187,15 @@ def test_bad_records_become_dead_letters_and_the_batch_goes_on() -> None:
 def test_records_on_the_wrong_partition_are_forwarded_then_processed() -> None:
     run = Run(owner=1)
     forwarded = run.batch((S, survey("c1", "r1", nps=2)), partition=0, key=None)
-    (emit,) = forwarded.emits
+    (emit,) = forwarded.emits  # only the forward: nothing else happens on the wrong partition
     assert (emit.topic, emit.partition, emit.key) == ("rekey", 1, b"c1") and forwarded.dirty == {}
     headers = dict(emit.headers)
     assert headers[KIND_HEADER] == b"survey_response"
     rec = Record("rekey", 1, 0, emit.key, emit.value, emit.headers, 1.0)  # type: ignore[arg-type]
     result = run.pipeline.process([rec], run.store.get, NOW)
-    assert [e.value["kind"] for e in result.emits] == ["detractor"]  # type: ignore[index]
+    assert [e.value["kind"] for e in result.emits if e.topic == TOPICS.recovery_alerts] == [  # type: ignore[index]
+        "detractor"
+    ]
     # a re-keyed record that turns out bad points at where it really came from
     bad = Record(
         "rekey",

@@ -1,0 +1,204 @@
+"""Follow-up: alerts and people's actions in, overdue alerts and lead escalations out.
+
+State is kept per alert id in the table ``followups``, partitioned like the
+internal ``<app>-followups`` topic (keyed by alert id). ``followup-actions`` that
+arrive on another partition than their alert's are forwarded there once. A timer
+checks the SLA of every open follow-up on the clock (injectable, for tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from faust.types import Message
+
+from agents.intake import VERSION_HEADER, Send, headers_of, utc_now
+from alerts.followup import (
+    Changes,
+    FollowUp,
+    FollowUpPolicy,
+    apply_action,
+    check_overdue,
+    open_alert,
+    update_alert,
+)
+from alerts.pipeline import Record, dead_letter
+from schemas.inputs import FollowupAction
+from schemas.validate import Rejection, parse
+from stream.metrics import Metrics
+from stream.partitioning import owner_function
+from stream.settings import Settings
+
+if TYPE_CHECKING:
+    from stream.app import SurveyApp
+
+
+class FollowUpAgent:
+    """Batches of alerts and actions -> follow-up state; a clock check -> overdue alerts."""
+
+    def __init__(
+        self,
+        table: Any,
+        settings: Settings,
+        send: Send,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.table = table
+        self.settings = settings
+        self.send = send
+        self.metrics = metrics
+        self.clock = clock
+        self.owner = owner_function(settings.partitions)
+        self.policy = FollowUpPolicy(
+            renotify_s=settings.renotify_interval_s,
+            max_notices=settings.max_renotify,
+            lead_queue=settings.lead_queue,
+            sla_s={
+                "critical": settings.sla_critical_minutes * 60,
+                "warning": settings.sla_warning_minutes * 60,
+                "info": settings.sla_info_minutes * 60,
+            },
+            tier_factors=settings.sla_tier_factors,
+        )
+
+    def _load(self, alert_id: str, dirty: dict[str, FollowUp]) -> FollowUp:
+        fu = dirty.get(alert_id)
+        if fu is None:
+            raw = self.table.data.get(alert_id.encode())
+            fu = FollowUp.from_doc(orjson.loads(raw)) if raw is not None else FollowUp(alert_id)
+            dirty[alert_id] = fu
+        return fu
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        s = self.settings
+        dirty: dict[str, FollowUp] = {}
+        changes = Changes()
+        pending = []
+        now = self.clock()
+        for m in messages:
+            if m.topic == s.followup_actions_topic:
+                action = parse(FollowupAction, m.value)
+                if isinstance(action, Rejection):
+                    rec = Record(m.topic, m.partition, m.offset, m.key, m.value, headers_of(m.headers))
+                    self.metrics.invalid.labels(m.topic, action.code).inc()
+                    pending.append(
+                        await self.send(
+                            s.dlq_topic,
+                            m.key,
+                            orjson.dumps(dead_letter(rec, action, now)),
+                            None,
+                            [VERSION_HEADER],
+                        )
+                    )
+                    continue
+                self.metrics.consumed.labels(m.topic).inc()
+                doc = action.model_dump(mode="json", exclude_none=True)
+                target = self.owner(action.alert_id)
+                if target != m.partition:
+                    pending.append(
+                        await self.send(
+                            s.followups_topic,
+                            action.alert_id.encode(),
+                            orjson.dumps({"op": "action", "action": doc}),
+                            target,
+                            [],
+                        )
+                    )
+                    continue
+                apply_action(self._load(action.alert_id, dirty), doc, self.policy, changes)
+            else:
+                doc = orjson.loads(m.value or b"{}")
+                op = doc.get("op")
+                if op == "open":
+                    alert = doc["alert"]
+                    open_alert(self._load(alert["alert_id"], dirty), alert, self.policy, changes)
+                elif op == "update":
+                    update_alert(self._load(doc["alert_id"], dirty), doc["score"])
+                elif op == "action":
+                    action = doc["action"]
+                    apply_action(self._load(action["alert_id"], dirty), action, self.policy, changes)
+        if pending:
+            await asyncio.gather(*pending)
+        self._save(dirty)
+        for seconds in changes.contact_seconds:
+            self.metrics.time_to_contact.observe(seconds)
+        for seconds in changes.resolve_seconds:
+            self.metrics.time_to_resolve.observe(seconds)
+
+    def _save(self, dirty: dict[str, FollowUp]) -> None:
+        for alert_id, fu in dirty.items():
+            key = alert_id.encode()
+            value = orjson.dumps(fu.to_doc())
+            self.table.data[key] = value
+            self.table.send_changelog(self.owner(alert_id), key, value)
+
+    async def check(self) -> Changes:
+        """Raise what is overdue now; refresh the follow-up gauges."""
+        now = self.clock()
+        t = now.timestamp()
+        changes = Changes()
+        dirty: dict[str, FollowUp] = {}
+        waiting = overdue = resolved = total = 0
+        for key, raw in list(self.table.data.items()):
+            fu = FollowUp.from_doc(orjson.loads(raw))
+            if fu.alert is None:
+                continue
+            total += 1
+            resolved += fu.status == "resolved"
+            if check_overdue(fu, now, self.policy, changes):
+                dirty[key.decode()] = fu
+            if fu.waiting:
+                waiting += 1
+                overdue += fu.due_at is not None and t >= fu.due_at
+        pending = []
+        for role, key, doc in changes.outputs:
+            if role == "alert":
+                topic = self.settings.recovery_alerts_topic
+                self.metrics.alerts.labels(doc["kind"], doc["severity"]).inc()
+            else:
+                topic = self.settings.escalations_prefix + doc["queue"]
+                self.metrics.escalations.labels(doc["queue"]).inc()
+            pending.append(await self.send(topic, key.encode(), orjson.dumps(doc), None, [VERSION_HEADER]))
+        if pending:
+            await asyncio.gather(*pending)  # delivered before the state says "notified"
+        self._save(dirty)
+        m = self.metrics
+        m.followups_open.set(waiting)
+        m.followups_overdue.set(overdue)
+        m.close_rate.set(resolved / total if total else float("nan"))
+        return changes
+
+
+def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUpAgent:
+    """Declare the follow-up topics, table, batch agent and SLA timer on ``app``."""
+    actions = app.topic(settings.followup_actions_topic, key_serializer="raw", value_serializer="raw")
+    internal = app.topic(
+        settings.followups_topic,
+        partitions=settings.partitions,
+        internal=True,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        "followups",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Follow-up state per alert id (orjson documents).",
+    )
+    agent = FollowUpAgent(table, settings, send, app.metrics)  # type: ignore[attr-defined]
+    app.batch_agent(actions, internal)(agent)
+
+    @app.timer(settings.followup_check_interval_s, name="followup-sla")  # type: ignore[untyped-decorator]
+    async def sla() -> None:
+        started = time.perf_counter()
+        await agent.check()
+        app.metrics.followup_check_seconds.observe(time.perf_counter() - started)  # type: ignore[attr-defined]
+
+    return agent

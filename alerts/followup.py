@@ -1,0 +1,239 @@
+"""The follow-up loop of one alert: acknowledged, contacted, resolved; overdue when nobody calls.
+
+State is kept per alert id. The alert itself (``open``) and what people do about
+it (``followup-actions``) may arrive in any order; actions that come first wait
+in the state. Repeated ``action_id``s change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from alerts.customer import from_epoch, to_epoch
+from alerts.ids import stable_id
+from alerts.routing import queue_token
+from schemas.common import SCHEMA_VERSION, format_timestamp, parse_timestamp
+
+WAITING = ("open", "acknowledged", "reopened")  # nobody has contacted the customer yet
+
+
+@dataclass
+class FollowUpPolicy:
+    """SLA and re-notification rules for overdue follow-ups."""
+
+    renotify_s: float = 3600.0
+    max_notices: int = 3
+    lead_queue: str = "{queue}-lead"
+    sla_s: dict[str, float] = field(
+        default_factory=lambda: {"critical": 4 * 3600, "warning": 86400, "info": 3 * 86400}
+    )
+    tier_factors: dict[str, float] = field(default_factory=dict)
+
+    def due_after(self, severity: str, tier: str | None) -> float:
+        """Seconds from (re)opening to the follow-up deadline."""
+        return self.sla_s.get(severity, 86400) * (self.tier_factors.get(tier, 1.0) if tier else 1.0)
+
+
+@dataclass
+class FollowUp:
+    """One alert's follow-up state."""
+
+    alert_id: str
+    alert: dict[str, Any] | None = None  # the alert as raised (None until it arrives)
+    status: str = "open"
+    due_at: float | None = None
+    opened_at: float | None = None
+    acknowledged_at: float | None = None
+    contacted_at: float | None = None
+    resolved_at: float | None = None
+    root_cause: str | None = None
+    notices: int = 0
+    last_notice_at: float | None = None
+    actions: list[str] = field(default_factory=list)  # applied action ids
+    pending: list[dict[str, Any]] = field(default_factory=list)  # actions that came before the alert
+
+    def to_doc(self) -> dict[str, Any]:
+        """JSON-able document."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> FollowUp:
+        """Read back ``to_doc``."""
+        return cls(**doc)
+
+    @property
+    def waiting(self) -> bool:
+        """Open and nobody has contacted the customer yet."""
+        return self.alert is not None and self.status in WAITING
+
+
+@dataclass
+class Changes:
+    """What applying messages or checking the clock produced."""
+
+    outputs: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (role, key, doc)
+    contact_seconds: list[float] = field(default_factory=list)
+    resolve_seconds: list[float] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def open_alert(fu: FollowUp, alert: dict[str, Any], policy: FollowUpPolicy, out: Changes) -> None:
+    """The alert arrived: start its SLA timer, then apply actions that came first."""
+    if fu.alert is not None:
+        return  # a replay of the same alert
+    fu.alert = {
+        k: alert.get(k)
+        for k in (
+            "kind",
+            "severity",
+            "customer_id",
+            "response_id",
+            "ticket_id",
+            "team",
+            "queue",
+            "agent_id",
+            "channel",
+            "category",
+            "metric",
+            "score",
+            "created_at",
+        )
+    }
+    fu.alert["customer_tier"] = (alert.get("customer") or {}).get("tier")
+    fu.alert["account_value"] = (alert.get("customer") or {}).get("account_value")
+    fu.opened_at = to_epoch(parse_timestamp(alert["created_at"]))
+    fu.due_at = to_epoch(parse_timestamp(alert["follow_up_due_at"]))
+    pending, fu.pending = fu.pending, []
+    for action in sorted(pending, key=lambda a: a["at"]):
+        apply_action(fu, action, policy, out)
+
+
+def update_alert(fu: FollowUp, score: int | None) -> None:
+    """The response behind the alert was edited: follow the new score, or withdraw."""
+    if fu.alert is None:
+        return
+    if score is None:
+        if fu.status in WAITING:
+            fu.status = "withdrawn"  # the customer changed their answer: nobody needs to call
+    else:
+        fu.alert["score"] = score
+
+
+def apply_action(fu: FollowUp, action: dict[str, Any], policy: FollowUpPolicy, out: Changes) -> None:
+    """Apply one ``followup-actions`` message (already validated)."""
+    if action["action_id"] in fu.actions or any(p["action_id"] == action["action_id"] for p in fu.pending):
+        out.duplicates += 1
+        return
+    if fu.alert is None:
+        fu.pending.append(action)
+        return
+    fu.actions.append(action["action_id"])
+    at = to_epoch(parse_timestamp(action["at"]))
+    kind = action["type"]
+    if kind == "acknowledged":
+        fu.acknowledged_at = fu.acknowledged_at or at
+        if fu.status in ("open", "reopened"):
+            fu.status = "acknowledged"
+    elif kind == "contacted":
+        if fu.contacted_at is None and fu.opened_at is not None:
+            out.contact_seconds.append(max(0.0, at - fu.opened_at))
+        fu.contacted_at = fu.contacted_at or at
+        if fu.status in WAITING:
+            fu.status = "contacted"
+    elif kind == "resolved":
+        fu.status = "resolved"
+        fu.resolved_at = at
+        fu.root_cause = action.get("root_cause")
+        if fu.opened_at is not None:
+            out.resolve_seconds.append(max(0.0, at - fu.opened_at))
+    elif kind == "reopened":
+        fu.status = "reopened"
+        fu.contacted_at = None
+        fu.resolved_at = None
+        fu.notices = 0
+        fu.last_notice_at = None
+        fu.due_at = at + policy.due_after(fu.alert["severity"], fu.alert.get("customer_tier"))
+
+
+def check_overdue(fu: FollowUp, now: datetime, policy: FollowUpPolicy, out: Changes) -> bool:
+    """Raise ``followup_overdue`` (and escalate to the lead's queue) when due; True if it did."""
+    t = now.timestamp()
+    if not fu.waiting or fu.due_at is None or t < fu.due_at or fu.notices >= policy.max_notices:
+        return False
+    if fu.last_notice_at is not None and t - fu.last_notice_at < policy.renotify_s:
+        return False
+    fu.notices += 1
+    fu.last_notice_at = t
+    a = fu.alert or {}
+    overdue_s = t - fu.due_at
+    alert_id = stable_id("alert", fu.alert_id, "followup_overdue", str(fu.notices))
+    queue = queue_token(
+        policy.lead_queue.format(queue=a.get("queue") or "triage", team=a.get("team") or "triage")
+    )
+    stamp = format_timestamp(now)
+    out.outputs.append(
+        (
+            "alert",
+            a["customer_id"],
+            {
+                "schema_version": SCHEMA_VERSION,
+                "alert_id": alert_id,
+                "kind": "followup_overdue",
+                "severity": "critical",
+                "status": "open",
+                "customer_id": a["customer_id"],
+                "response_id": a.get("response_id"),
+                "ticket_id": a.get("ticket_id"),
+                "team": a.get("team"),
+                "agent_id": a.get("agent_id"),
+                "channel": a.get("channel"),
+                "category": a.get("category"),
+                "queue": queue,
+                "rule": "followup-sla",
+                "priority": "urgent",
+                "owner": None,
+                "metric": "followup_overdue_seconds",
+                "score": round(overdue_s, 3),
+                "threshold": 0,
+                "submitted_at": None,
+                "created_at": stamp,
+                "follow_up_due_at": format_timestamp(from_epoch(t + policy.renotify_s)),
+                "original_alert_id": fu.alert_id,
+                "notice": fu.notices,
+                "customer": {
+                    "tier": a.get("customer_tier"),
+                    "account_value": a.get("account_value"),
+                    "open_tickets": [],
+                    "open_ticket_count": 0,
+                    "recent_scores": [],
+                },
+            },
+        )
+    )
+    out.outputs.append(
+        (
+            "escalation",
+            a["customer_id"],
+            {
+                "schema_version": SCHEMA_VERSION,
+                "escalation_id": stable_id("esc", "followup_overdue", alert_id),
+                "source": "followup_overdue",
+                "queue": queue,
+                "team": a.get("team"),
+                "priority": "urgent",
+                "owner": None,
+                "customer_id": a["customer_id"],
+                "ticket_id": a.get("ticket_id"),
+                "customer_tier": a.get("customer_tier"),
+                "account_value": a.get("account_value"),
+                "reason": f"{a.get('kind')} alert not contacted {overdue_s / 60:.0f} min after its due time "
+                f"(notice {fu.notices} of {policy.max_notices})",
+                "rule": "followup-sla",
+                "routed_at": stamp,
+                "alert_id": fu.alert_id,
+            },
+        )
+    )
+    return True
