@@ -123,7 +123,12 @@ def test_the_app_subscribes_batch_topics_once() -> None:
     settings = Settings(app_id="unit-app", partitions=3)
     app = create_app(settings)
     assert set(app.batch_handlers) == {
-        "survey-responses", "ticket-events", "unit-app-rekey", "followup-actions", "unit-app-followups"}
+        "survey-responses",
+        "ticket-events",
+        "unit-app-rekey",
+        "followup-actions",
+        "unit-app-followups",
+    }
     assert {t for topic in app.topics for t in topic.topics} >= set(app.batch_handlers)
     with pytest.raises(ValueError, match="already has a batch agent"):
         app.batch_agent(app.topic("survey-responses"))(app.batch_handlers["survey-responses"])

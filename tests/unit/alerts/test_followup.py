@@ -1,0 +1,109 @@
+"""The follow-up state machine on an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from alerts.followup import (
+    Changes,
+    FollowUp,
+    FollowUpPolicy,
+    apply_action,
+    check_overdue,
+    open_alert,
+    update_alert,
+)
+
+T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+POLICY = FollowUpPolicy(renotify_s=600, max_notices=2, lead_queue="{queue}-lead")
+
+
+def alert(due_min: int = 60) -> dict[str, Any]:
+    return {
+        "alert_id": "a1",
+        "kind": "detractor",
+        "severity": "critical",
+        "customer_id": "c1",
+        "queue": "billing",
+        "team": "billing",
+        "created_at": "2026-11-22T10:00:00Z",
+        "score": 2,
+        "follow_up_due_at": (T0 + timedelta(minutes=due_min)).isoformat().replace("+00:00", "Z"),
+        "customer": {"tier": "gold", "account_value": 100.0},
+    }
+
+
+def action(aid: str, kind: str, minute: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "action_id": aid,
+        "alert_id": "a1",
+        "type": kind,
+        "actor": "sam",
+        "at": (T0 + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z"),
+        **extra,
+    }
+
+
+def at(minute: float) -> datetime:
+    return T0 + timedelta(minutes=minute)
+
+
+def test_overdue_raises_an_alert_and_a_lead_escalation_at_a_capped_cadence() -> None:
+    fu, out = FollowUp("a1"), Changes()
+    open_alert(fu, alert(), POLICY, out)
+    assert not check_overdue(fu, at(59), POLICY, out)
+    assert check_overdue(fu, at(61), POLICY, out)
+    assert not check_overdue(fu, at(65), POLICY, out)  # re-notified at most every 10 minutes
+    assert check_overdue(fu, at(72), POLICY, out)
+    assert not check_overdue(fu, at(200), POLICY, out)  # capped at two notices
+    kinds = [(role, doc.get("kind") or doc.get("source"), doc["queue"]) for role, _, doc in out.outputs]
+    assert (
+        kinds
+        == [("alert", "followup_overdue", "billing-lead"), ("escalation", "followup_overdue", "billing-lead")]
+        * 2
+    )
+    assert out.outputs[0][2]["alert_id"] != out.outputs[2][2]["alert_id"]  # each notice its own id
+
+
+def test_contact_stops_the_timer_and_is_measured() -> None:
+    fu, out = FollowUp("a1"), Changes()
+    open_alert(fu, alert(), POLICY, out)
+    apply_action(fu, action("x1", "acknowledged", 5), POLICY, out)
+    assert fu.status == "acknowledged"
+    apply_action(fu, action("x2", "contacted", 30), POLICY, out)
+    assert not check_overdue(fu, at(120), POLICY, out)
+    apply_action(fu, action("x3", "resolved", 90, root_cause="late courier"), POLICY, out)
+    assert (fu.status, fu.root_cause) == ("resolved", "late courier")
+    assert out.contact_seconds == [1800.0] and out.resolve_seconds == [5400.0]
+
+
+def test_reopening_restarts_the_clock() -> None:
+    fu, out = FollowUp("a1"), Changes()
+    open_alert(fu, alert(), POLICY, out)
+    apply_action(fu, action("x1", "resolved", 10, root_cause="r"), POLICY, out)
+    apply_action(fu, action("x2", "reopened", 100), POLICY, out)
+    assert fu.status == "reopened" and fu.due_at == at(100 + 240).timestamp()
+    assert not check_overdue(fu, at(101), POLICY, out)
+    assert check_overdue(fu, at(100 + 240 + 1), POLICY, out)  # critical: 4 h from the reopening
+
+
+def test_actions_before_the_alert_wait_and_repeats_change_nothing() -> None:
+    fu, out = FollowUp("a1"), Changes()
+    apply_action(fu, action("x1", "contacted", 5), POLICY, out)
+    apply_action(fu, action("x1", "contacted", 5), POLICY, out)
+    assert fu.alert is None and len(fu.pending) == 1 and out.duplicates == 1
+    open_alert(fu, alert(), POLICY, out)
+    assert fu.status == "contacted" and fu.pending == []
+    apply_action(fu, action("x1", "contacted", 5), POLICY, out)
+    assert out.duplicates == 2
+    assert FollowUp.from_doc(fu.to_doc()) == fu
+
+
+def test_an_edit_that_no_longer_qualifies_withdraws_the_follow_up() -> None:
+    fu, out = FollowUp("a1"), Changes()
+    open_alert(fu, alert(), POLICY, out)
+    update_alert(fu, 1)
+    assert fu.alert is not None and fu.alert["score"] == 1 and fu.status == "open"
+    update_alert(fu, None)
+    assert fu.status == "withdrawn" and not check_overdue(fu, at(500), POLICY, out)
