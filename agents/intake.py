@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.types import Message
 
-from alerts.pipeline import Emit, Pipeline, Record, Topics
+from alerts.pipeline import BatchResult, Emit, Pipeline, Record, Topics
 from schemas.common import SCHEMA_VERSION
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
@@ -58,6 +58,8 @@ class IntakeAgent:
         self.pipeline = pipeline
         self.store = store
         self.windows = windows
+        self.lock = asyncio.Lock()  # batches and the held-survey timer take turns
+        self.held: dict[str, int] | None = None  # customers with held surveys -> partition
         self.send = send
         self.metrics = metrics
         self.clock = clock
@@ -69,9 +71,31 @@ class IntakeAgent:
             for m in messages
         ]
         windows = self.windows
-        result = self.pipeline.process(
-            records, self.store.load, self.clock(), windows.get if windows is not None else None
-        )
+        async with self.lock:
+            result = self.pipeline.process(
+                records, self.store.load, self.clock(), windows.get if windows is not None else None
+            )
+            await self._deliver(result)
+        self.metrics.observe(result, len(records), time.perf_counter() - started)
+
+    async def release_held(self) -> None:
+        """Process surveys that waited their time for a ticket that never came."""
+        if self.held is None:  # first run after a start: find them in the table
+            self.held = self.store.with_held(self.pipeline.owner)
+        if not self.held:
+            return
+        windows = self.windows
+        async with self.lock:
+            result = self.pipeline.release_due(
+                sorted(self.held.items()),
+                self.store.load,
+                self.clock(),
+                windows.get if windows is not None else None,
+            )
+            await self._deliver(result)
+        self.metrics.observe(result, 0, 0.0)
+
+    async def _deliver(self, result: BatchResult) -> None:
         # Crash safety without transactions: outputs first, then the window buckets
         # (which remember the offsets they hold), then the customers. Whatever a crash
         # cuts off, a replay of the batch re-sends outputs with the same ids, and
@@ -79,14 +103,18 @@ class IntakeAgent:
         pending = [await self._send(e) for e in result.emits]
         if pending:
             await asyncio.gather(*pending)  # raises if the broker refused any output
-        if windows is not None:
-            written = windows.save(result.windows)
+        if self.windows is not None:
+            written = self.windows.save(result.windows)
             if written:
                 await asyncio.gather(*written)
         self.store.save(result.dirty)
-        elapsed = time.perf_counter() - started
+        if self.held is not None:
+            for cid, (partition, state) in result.dirty.items():
+                if state.held:
+                    self.held[cid] = partition
+                else:
+                    self.held.pop(cid, None)
         self._observe_latency(result.emits)
-        self.metrics.observe(result, len(records), elapsed)
         self.metrics.customers.set(len(self.store))
 
     async def _send(self, emit: Emit) -> Any:
@@ -132,7 +160,13 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         escalations_prefix=settings.escalations_prefix,
         followups=settings.followups_topic,
     )
-    pipeline = Pipeline(topics, settings.policy(), owner_function(settings.partitions), settings.router())
+    pipeline = Pipeline(
+        topics,
+        settings.policy(),
+        owner_function(settings.partitions),
+        settings.router(),
+        settings.ticket_wait_s,
+    )
 
     declared = set(service_topics(settings))
 
@@ -169,5 +203,9 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         windows.forget({tp.partition for tp in revoked if tp.topic in app.batch_handlers})
 
     app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]
+
+    @app.timer(max(0.5, settings.ticket_wait_s / 4), name="release-held-surveys")  # type: ignore[untyped-decorator]
+    async def _release() -> None:
+        await agent.release_held()
 
     return agent

@@ -100,6 +100,8 @@ class CustomerState:
     answers: dict[str, Answer] = field(default_factory=dict)
     seen_events: list[str] = field(default_factory=list)
     last_alert: dict[str, float] = field(default_factory=dict)  # kind -> event time of the last alert
+    # surveys waiting for the ticket they name: [raw JSON, wall time held, broker timestamp]
+    held: list[list[Any]] = field(default_factory=list)
 
     # -- tickets ---------------------------------------------------------------
 
@@ -204,6 +206,7 @@ class CustomerState:
             "a": [[getattr(a, f) for f in ANSWER_FIELDS] for a in self.answers.values()],
             "e": self.seen_events,
             "la": self.last_alert,
+            "h": self.held,
         }
 
     @classmethod
@@ -214,5 +217,12 @@ class CustomerState:
         tickets = {row[0]: Ticket(*row) for row in doc["t"]}
         answers = {row[0]: Answer(*row) for row in doc["a"]}
         return cls(
-            doc["tier"], doc["av"], doc["pa"], tickets, answers, list(doc["e"]), dict(doc.get("la", {}))
+            doc["tier"],
+            doc["av"],
+            doc["pa"],
+            tickets,
+            answers,
+            list(doc["e"]),
+            dict(doc.get("la", {})),
+            [list(h) for h in doc.get("h", [])],
         )

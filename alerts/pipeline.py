@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from alerts.customer import CustomerState, to_epoch
 from alerts.detector import detect
 from alerts.escalation import alert_escalation, ticket_escalation
@@ -70,6 +72,7 @@ class BatchResult:
     late: Counter[str] = field(default_factory=Counter)
     windows: set[int] = field(default_factory=set)  # partitions whose windows changed
     duplicates: int = 0
+    held: int = 0
     edits: int = 0
     rekeyed: int = 0
 
@@ -143,12 +146,18 @@ class Pipeline:
     """
 
     def __init__(
-        self, topics: Topics, policy: AlertPolicy, owner: Callable[[str], int], router: Router | None = None
+        self,
+        topics: Topics,
+        policy: AlertPolicy,
+        owner: Callable[[str], int],
+        router: Router | None = None,
+        ticket_wait_s: float = 0.0,
     ) -> None:
         self.topics = topics
         self.policy = policy
         self.owner = owner
         self.router = router or Router(DEFAULT_RULES)
+        self.ticket_wait_s = ticket_wait_s
         self._kinds = {topics.survey_responses: SURVEY, topics.ticket_events: TICKET}
 
     def process(
@@ -200,25 +209,11 @@ class Pipeline:
                 if pw is not None and ticket is not None:
                     late = count_ticket(pw, event, ticket, to_epoch(event.occurred_at), first_response)
                     reattribute(pw, state.answers.values(), ticket)
+                self._release(state, cid, pw, out, now, ticket_id=event.ticket_id)
+            elif self._hold(state, event, rec, now, out):
+                pass  # waits for its ticket; counted when released
             else:
-                previous = state.answers.get(event.response_id)
-                if previous is not None:
-                    out.edits += 1
-                found = detect(state, event, self.policy, now, self.router)
-                if pw is not None:
-                    ticket = state.tickets.get(event.ticket_id) if event.ticket_id else None
-                    late = count_answer(pw, previous, found.answer, answer_dims(found.answer, ticket))
-                out.suppressed.update(found.suppressed)
-                for alert in found.alerts:
-                    out.alerts[(alert["kind"], alert["severity"])] += 1
-                    out.emits.append(
-                        Emit(self.topics.recovery_alerts, cid.encode(), alert, cause_timestamp=rec.timestamp)
-                    )
-                    self._follow_up({"op": "open", "alert": alert}, alert["alert_id"], out)
-                    if self.policy.escalates(state.tier, state.account_value):
-                        self._escalate(alert_escalation(alert, state, self.router, now), out)
-                for alert_id, score in found.updated:
-                    self._follow_up({"op": "update", "alert_id": alert_id, "score": score}, alert_id, out)
+                late = self._survey(state, event, pw, out, now, rec.timestamp)
             if pw is not None:
                 out.windows.add(partition)
                 if not pw.muted:
@@ -226,6 +221,104 @@ class Pipeline:
                         out.late[pw.specs[i].name] += 1
                 pw.done(source, rec.offset)
             dirty[cid] = (partition, state)
+        return out
+
+    def _survey(
+        self,
+        state: CustomerState,
+        event: SurveyResponse,
+        pw: PartitionWindows | None,
+        out: BatchResult,
+        now: datetime,
+        timestamp: float | None,
+    ) -> list[int]:
+        """Alerts, escalations, follow-ups and window counts of one survey response."""
+        cid = event.customer_id
+        previous = state.answers.get(event.response_id)
+        if previous is not None:
+            out.edits += 1
+        found = detect(state, event, self.policy, now, self.router)
+        late: list[int] = []
+        if pw is not None:
+            ticket = state.tickets.get(event.ticket_id) if event.ticket_id else None
+            late = count_answer(pw, previous, found.answer, answer_dims(found.answer, ticket))
+        out.suppressed.update(found.suppressed)
+        for alert in found.alerts:
+            out.alerts[(alert["kind"], alert["severity"])] += 1
+            out.emits.append(
+                Emit(self.topics.recovery_alerts, cid.encode(), alert, cause_timestamp=timestamp)
+            )
+            self._follow_up({"op": "open", "alert": alert}, alert["alert_id"], out)
+            if self.policy.escalates(state.tier, state.account_value):
+                self._escalate(alert_escalation(alert, state, self.router, now), out)
+        for alert_id, score in found.updated:
+            self._follow_up({"op": "update", "alert_id": alert_id, "score": score}, alert_id, out)
+        return late
+
+    def _hold(
+        self, state: CustomerState, event: SurveyResponse, rec: Record, now: datetime, out: BatchResult
+    ) -> bool:
+        """Hold a survey that names a ticket not seen yet (its events travel on another topic).
+
+        It waits up to ``ticket_wait_s`` for the ticket, so its alert is routed with the
+        ticket's team, category and priority; an edit of a held survey replaces it.
+        """
+        if self.ticket_wait_s <= 0 or not event.ticket_id or event.ticket_id in state.tickets:
+            return False
+        for h in state.held:
+            if orjson.loads(h[0])["response_id"] == event.response_id:
+                h[0] = (rec.value or b"").decode()
+                return True
+        state.held.append([(rec.value or b"").decode(), now.timestamp(), rec.timestamp])
+        out.held += 1
+        return True
+
+    def _release(
+        self,
+        state: CustomerState,
+        cid: str,
+        pw: PartitionWindows | None,
+        out: BatchResult,
+        now: datetime,
+        ticket_id: str | None = None,
+    ) -> None:
+        """Process held surveys whose ticket arrived, or that waited long enough."""
+        if not state.held:
+            return
+        keep = []
+        for h in state.held:
+            event = SurveyResponse.model_validate(orjson.loads(h[0]))
+            if event.ticket_id != ticket_id and now.timestamp() - h[1] < self.ticket_wait_s:
+                keep.append(h)
+                continue
+            late = self._survey(state, event, pw, out, now, h[2])
+            if pw is not None and not pw.muted:
+                for i in late:
+                    out.late[pw.specs[i].name] += 1
+        state.held = keep
+
+    def release_due(
+        self,
+        customers: Sequence[tuple[str, int]],
+        load: Callable[[str], CustomerState | None],
+        now: datetime,
+        windows: Callable[[int], PartitionWindows] | None = None,
+    ) -> BatchResult:
+        """Process surveys that waited ``ticket_wait_s`` for a ticket that never came."""
+        out = BatchResult()
+        for cid, partition in customers:
+            state = load(cid)
+            if state is None or not state.held:
+                continue
+            pw = windows(partition) if windows is not None else None
+            if pw is not None:
+                pw.muted = False
+            before = len(state.held)
+            self._release(state, cid, pw, out, now)
+            if len(state.held) != before:
+                if pw is not None:
+                    out.windows.add(partition)
+                out.dirty[cid] = (partition, state)
         return out
 
     def _escalate(self, doc: dict[str, Any], out: BatchResult) -> None:

@@ -92,6 +92,11 @@ class Metrics:
         self.snapshots = Counter(
             f"{PREFIX}_window_snapshots", "Records written to the feedback-windows topic.", registry=r
         )
+        self.held = Counter(
+            f"{PREFIX}_surveys_held",
+            "Surveys that waited for the ticket they name (its events travel on another topic).",
+            registry=r,
+        )
         self.suppressed = Counter(
             f"{PREFIX}_alerts_suppressed",
             "Alerts held back by the per-customer cooldown, by kind.",
@@ -144,11 +149,14 @@ class Metrics:
             self.edits.inc(result.edits)
         if result.rekeyed:
             self.rekeyed.inc(result.rekeyed)
+        if result.held:
+            self.held.inc(result.held)
         for kind, n in result.suppressed.items():
             self.suppressed.labels(kind).inc(n)
         for queue, n in result.escalations.items():
             self.escalations.labels(queue).inc(n)
         for window, n in result.late.items():
             self.late.labels(window).inc(n)
-        self.batch_size.observe(records)
-        self.batch_seconds.observe(seconds)
+        if records:
+            self.batch_size.observe(records)
+            self.batch_seconds.observe(seconds)

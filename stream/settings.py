@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     routing_rules: Path | None = Field(
         None, description="TOML or YAML routing rules (default: queue per team)."
     )
+    ticket_wait_s: float = Field(
+        5.0, ge=0, description="How long a survey naming an unseen ticket waits for the ticket's events."
+    )
     alert_cooldown_s: float = Field(
         86_400.0, ge=0, description="At most one alert per customer and kind in this much event time."
     )

@@ -8,6 +8,7 @@ worker restarts or a partition moves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -40,6 +41,15 @@ class CustomerStore:
 
     def __len__(self) -> int:
         return len(self.table.data)
+
+    def with_held(self, owner: Callable[[str], int]) -> dict[str, int]:
+        """Customers holding surveys that wait for a ticket (a scan, once after a start)."""
+        found = {}
+        for key, raw in list(self.table.data.items()):
+            if b'"h":[[' in raw:  # cheap test before decoding
+                cid = key.decode("utf-8")
+                found[cid] = owner(cid)
+        return found
 
 
 SEP = "\x1f"  # unit separator: cannot clash with team or channel names

@@ -60,14 +60,15 @@ class Service:
             "dlq",
         ):
             self.env[f"SURVEY_ALERTS_{name.upper()}_TOPIC"] = f"{self.prefix}.{name}"
+        self.env["SURVEY_ALERTS_ESCALATIONS_PREFIX"] = f"{self.prefix}.esc."
         self.env.update({f"SURVEY_ALERTS_{k.upper()}": v for k, v in overrides.items()})
-        self.settings = Settings(
-            **{
-                k[len("SURVEY_ALERTS_") :].lower(): v
-                for k, v in self.env.items()
-                if k.startswith("SURVEY_ALERTS_")
-            }
-        )
+        saved = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            self.settings = Settings()  # exactly as the worker will read its environment
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         ensure_topics(self.settings)
         self.producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -146,6 +147,28 @@ class Service:
 
         records = self.read(self.settings.recovery_alerts_topic, lambda rs: len(mine(rs)) >= count, timeout_s)
         return mine(records)
+
+    def escalation_topics(self) -> list[str]:
+        """Every escalation queue topic this service has written to."""
+        consumer = KafkaConsumer(bootstrap_servers=self.broker.bootstrap)
+        try:
+            return sorted(t for t in consumer.topics() if t.startswith(self.settings.escalations_prefix))
+        finally:
+            consumer.close()
+
+    def read_all(self, topics: list[str], settle_s: float = 3.0) -> list[Any]:
+        """Every record of ``topics`` once nothing new arrived for ``settle_s``."""
+        consumer = KafkaConsumer(
+            *topics,
+            bootstrap_servers=self.broker.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(settle_s * 1000),
+        )
+        try:
+            return list(consumer)
+        finally:
+            consumer.close()
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as resp:

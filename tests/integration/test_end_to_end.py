@@ -40,11 +40,12 @@ def test_an_edit_does_not_alert_twice(service: Service) -> None:
     service.send_survey(survey(cid, "r-1", nps=3))
     service.send_survey(survey(cid, "r-1", nps=1))  # edit: still a detractor
     service.send_survey(survey(cid, "r-1", nps=1))  # and a redelivery of the edit
-    service.send_survey(survey(cid, "r-end", nps=0, at="2026-11-22T13:30:00Z"))
+    # sentinel of another kind (a second detractor would be held back by the cooldown)
+    service.send_survey(survey(cid, "r-end", ces=1, at="2026-11-22T13:30:00Z"))
     alerts = service.alerts_for(cid, 2)
-    assert [a["response_id"] for a in alerts] == ["r-1", "r-end"]
+    assert [(a["response_id"], a["kind"]) for a in alerts] == [("r-1", "detractor"), ("r-end", "low_effort")]
     assert alerts[1]["customer"]["recent_scores"] == [
-        {"response_id": "r-end", "submitted_at": "2026-11-22T13:30:00Z", "nps": 0},
+        {"response_id": "r-end", "submitted_at": "2026-11-22T13:30:00Z", "ces": 1},
         {"response_id": "r-1", "submitted_at": "2026-11-22T13:20:53Z", "nps": 1},
     ]
 

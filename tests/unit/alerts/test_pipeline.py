@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given
@@ -234,3 +234,27 @@ def test_interleave_keeps_each_partitions_order(spec: list[tuple[str, int, float
     for tp in {(r.topic, r.partition) for r in records}:
         mine = [r.offset for r in merged if (r.topic, r.partition) == tp]
         assert mine == sorted(mine)
+
+
+def test_a_survey_waits_for_the_ticket_it_names() -> None:
+    run = Run()
+    run.pipeline.ticket_wait_s = 5.0
+    early = run.batch((S, survey("c1", "r1", nps=2, ticket_id="t1")))
+    assert early.held == 1 and run.alerts(early) == []
+    edit = run.batch((S, survey("c1", "r1", nps=1, ticket_id="t1")))  # an edit of a held survey replaces it
+    assert edit.held == 0 and len(run.store["c1"].held) == 1
+    later = run.batch((T, ticket("c1", "t1", "created", team="returns", category="return")))
+    (alert,) = run.alerts(later)
+    assert (alert["team"], alert["category"], alert["score"]) == ("returns", "return", 1)
+    assert run.store["c1"].held == []
+
+
+def test_a_survey_whose_ticket_never_comes_is_processed_after_the_wait() -> None:
+    run = Run()
+    run.pipeline.ticket_wait_s = 5.0
+    run.batch((S, survey("c1", "r1", nps=2, ticket_id="t-missing")))
+    assert run.pipeline.release_due([("c1", 0)], run.store.get, NOW).alerts == {}  # not yet
+    later = NOW + timedelta(seconds=6)
+    result = run.pipeline.release_due([("c1", 0)], run.store.get, later)
+    assert [e.value["kind"] for e in result.emits if e.topic == TOPICS.recovery_alerts] == ["detractor"]  # type: ignore[index]
+    assert result.dirty["c1"][1].held == []

@@ -142,3 +142,11 @@ def test_default_rules_route_by_team() -> None:
     r = Router(DEFAULT_RULES)
     assert r.route({"team": "Billing"})[1:3] == ("billing", "normal")
     assert r.route({})[1] == "triage"
+
+
+def test_the_shipped_example_rules_file_is_valid() -> None:
+    path = Path(__file__).parents[3] / "alerts" / "rules.example.toml"
+    r = Router(load_rules(path))
+    assert r.route({"kind": "ticket_escalated", "team": "Returns"})[1] == "returns-escalations"
+    play = r.playbook("detractor", "delivery", 400.0)
+    assert play is not None and play["first_tier"]["cap"] == 40.0

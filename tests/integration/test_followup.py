@@ -1,0 +1,95 @@
+"""The follow-up loop on Apache Kafka: overdue escalation, contact, and timers across a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.brokers import LocalBroker
+from tests.factories import survey, uid
+from tests.integration.conftest import Service
+
+pytestmark = pytest.mark.integration
+
+
+def _action(alert_id: str, kind: str, **extra: str) -> bytes:
+    return orjson.dumps(
+        {
+            "action_id": uid("act"),
+            "alert_id": alert_id,
+            "type": kind,
+            "actor": "sam",
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **extra,
+        }
+    )
+
+
+def _overdue(svc: Service, cid: str, count: int, timeout_s: float = 60) -> list[dict[str, object]]:
+    alerts = svc.alerts_for(cid, 1 + count, timeout_s=timeout_s)
+    return [a for a in alerts if a["kind"] == "followup_overdue"]
+
+
+def test_an_uncontacted_alert_escalates_to_the_lead_and_a_contacted_one_does_not(
+    kafka: LocalBroker, tmp_path: Path
+) -> None:
+    svc = Service(
+        kafka,
+        tmp_path,
+        sla_critical_minutes="0.1",
+        followup_check_interval_s="0.5",
+        renotify_interval_s="2",
+        max_renotify="2",
+        sla_tier_factors="{}",
+    )
+    try:
+        svc.start()
+        ignored, called = uid("cust"), uid("cust")
+        svc.send_survey(survey(ignored, nps=0, team="billing"))
+        svc.send_survey(survey(called, nps=1, team="billing"))
+        (called_alert,) = svc.alerts_for(called, 1)
+        svc.send(
+            svc.settings.followup_actions_topic,
+            _action(str(called_alert["alert_id"]), "contacted"),
+            str(called_alert["alert_id"]).encode(),
+        )
+        overdue = _overdue(svc, ignored, 2)
+        assert [(a["notice"], a["queue"], a["severity"]) for a in overdue] == [
+            (1, "billing-lead", "critical"),
+            (2, "billing-lead", "critical"),
+        ]
+        assert overdue[0]["alert_id"] != overdue[1]["alert_id"]
+        lead = svc.read(
+            svc.settings.escalations_prefix + "billing-lead",
+            lambda rs: sum(r.key == ignored.encode() for r in rs) >= 2,
+        )
+        mine = [orjson.loads(r.value) for r in lead if r.key == ignored.encode()]
+        assert {e["source"] for e in mine} == {"followup_overdue"}
+        time.sleep(5)  # past the called customer's due time, and past a third notice's cadence
+        assert [a["kind"] for a in svc.alerts_for(called, 1)] == ["detractor"]
+        assert len(_overdue(svc, ignored, 2)) == 2  # capped
+        text = svc.metrics()
+        assert "survey_alerts_time_to_contact_seconds_count 1.0" in text
+        assert 'survey_alerts_escalations_total{queue="billing-lead"}' in text
+    finally:
+        svc.close()
+
+
+def test_open_follow_ups_and_their_timers_survive_a_restart(kafka: LocalBroker, tmp_path: Path) -> None:
+    svc = Service(
+        kafka, tmp_path, sla_critical_minutes="0.4", followup_check_interval_s="0.5", sla_tier_factors="{}"
+    )
+    try:
+        svc.start()
+        cid = uid("cust")
+        svc.send_survey(survey(cid, nps=0, team="returns"))
+        (alert,) = svc.alerts_for(cid, 1)
+        svc.stop()
+        svc.start()
+        (overdue,) = _overdue(svc, cid, 1, timeout_s=90)
+        assert overdue["original_alert_id"] == alert["alert_id"] and overdue["queue"] == "returns-lead"
+    finally:
+        svc.close()
