@@ -103,6 +103,68 @@ def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) 
     run_demo(duration, rate, malformed_rate, seed)
 
 
+@main.command()
+@click.option(
+    "--broker",
+    default="kafka",
+    show_default=True,
+    help="kafka (start Apache Kafka here), tansu (embedded), or a kafka://host:port URL.",
+)
+@click.option(
+    "--events", default=1_000_000, show_default=True, help="Generated events for the throughput run."
+)
+@click.option("--customers", default=50_000, show_default=True, help="Distinct customers in that stream.")
+@click.option("--partitions", default=4, show_default=True, help="Partitions of every topic.")
+@click.option(
+    "--baseline-events",
+    default=200_000,
+    show_default=True,
+    help="Events the bare Faust loop reads (a rate; fewer keeps the run short).",
+)
+@click.option(
+    "--naive-events",
+    default=50_000,
+    show_default=True,
+    help="Events the idiomatic per-event Faust pipeline reads.",
+)
+@click.option(
+    "--state-customers",
+    default=1_000_000,
+    show_default=True,
+    help="Distinct customers for the memory and restart measurements.",
+)
+@click.option("--latency-rate", default=5000.0, show_default=True, help="Events/s of the latency run.")
+@click.option("--latency-seconds", default=20.0, show_default=True, help="Length of the latency run.")
+def bench(
+    broker: str,
+    events: int,
+    customers: int,
+    partitions: int,
+    baseline_events: int,
+    naive_events: int,
+    state_customers: int,
+    latency_rate: float,
+    latency_seconds: float,
+) -> None:
+    """Measure throughput against baselines, alert latency, memory and restart time (last line: JSON)."""
+    import orjson
+
+    from stream.bench import run_bench
+
+    result = run_bench(
+        broker,
+        events,
+        customers,
+        partitions,
+        baseline_events,
+        naive_events,
+        state_customers,
+        latency_rate,
+        latency_seconds,
+    )
+    click.echo(orjson.dumps(result).decode())
+
+
 @main.command("settings")
 def show_settings() -> None:
     """Print every setting: environment variable, current value, meaning (secrets masked)."""

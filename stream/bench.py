@@ -1,0 +1,464 @@
+"""``survey-alerts bench``: throughput, latency, memory and restart time, measured in one run.
+
+Everything runs against a real broker on this machine (Apache Kafka by default).
+Progress goes to stderr; the last line on stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream.brokers import ApacheKafka, LocalBroker, Tansu, free_port
+from stream.generate import Generator, Mix
+from stream.settings import Settings
+from stream.topics import ensure_topics
+
+
+def say(text: str) -> None:
+    """Progress for the person watching (stderr, so stdout stays machine-readable)."""
+    click.echo(f"[bench {time.strftime('%H:%M:%S')}] {text}", err=True)
+
+
+class Run:
+    """One bench run: a broker, a topic prefix and the settings of the workers it starts."""
+
+    def __init__(self, broker: LocalBroker | None, url: str, partitions: int) -> None:
+        self.broker = broker
+        self.url = url
+        self.bootstrap = url.split("://", 1)[1]
+        self.partitions = partitions
+        self.tag = uuid.uuid4().hex[:8]
+        self.workdir = Path(tempfile.mkdtemp(prefix="survey-alerts-bench-"))
+
+    def env(self, name: str, **extra: str) -> dict[str, str]:
+        """Environment of a worker reading this run's topics ``name``."""
+        base = {
+            **os.environ,
+            "SURVEY_ALERTS_BROKER": self.url,
+            "SURVEY_ALERTS_APP_ID": f"bench-{self.tag}-{name}",
+            "SURVEY_ALERTS_PARTITIONS": str(self.partitions),
+            "SURVEY_ALERTS_DATA_DIR": str(self.workdir / name),
+            "SURVEY_ALERTS_LOG_LEVEL": "warn",
+            "SURVEY_ALERTS_SESSION_TIMEOUT_S": "10",
+            "SURVEY_ALERTS_REBALANCE_TIMEOUT_S": "10",
+            "SURVEY_ALERTS_TICKET_WAIT_S": "0",
+        }
+        for t in (
+            "survey_responses",
+            "ticket_events",
+            "followup_actions",
+            "recovery_alerts",
+            "feedback_windows",
+            "dlq",
+            "ops_alerts",
+        ):
+            base[f"SURVEY_ALERTS_{t.upper()}_TOPIC"] = f"bench-{self.tag}-{name}.{t}"
+        base["SURVEY_ALERTS_ESCALATIONS_PREFIX"] = f"bench-{self.tag}-{name}.esc."
+        base.update(extra)
+        return base
+
+    def settings(self, env: dict[str, str]) -> Settings:
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            return Settings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+async def produce(bootstrap: str, items: Any, total: int, label: str) -> float:
+    """Send ``(topic, key, value)`` items as fast as the broker takes them; returns seconds."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1, request_timeout_ms=60000
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for i, (topic, key, value) in enumerate(items, 1):
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 20000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if i % 200_000 == 0:
+                say(f"{label}: produced {i:,} of {total:,}")
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+def generated(settings: Settings, n: int, customers: int) -> Any:
+    topics = {"survey": settings.survey_responses_topic, "ticket": settings.ticket_events_topic}
+    gen = Generator(
+        seed=42,
+        customers=customers,
+        mix=Mix(malformed_rate=0.001),
+        start=datetime(2026, 11, 1, tzinfo=UTC),
+        step_s=0.6,
+    )
+    for m in gen.messages(n):
+        yield topics[m.stream], m.key, m.value
+
+
+async def raw_consume(bootstrap: str, topics: list[str], n: int) -> float:
+    """Raw aiokafka consume-and-decode rate (events/s)."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    try:
+        seen, t0 = 0, 0.0
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20000)
+            for records in batch.values():
+                if not t0:
+                    t0 = time.perf_counter()
+                for r in records:
+                    orjson.loads(r.value)
+                seen += len(records)
+        return seen / (time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
+
+
+def faust_baseline(run: Run, mode: str, settings: Settings, n: int) -> float:
+    """Events/s of a Faust baseline worker (``bare`` or ``naive``) over the first ``n`` events."""
+    out = run.workdir / f"{mode}.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stream.bench_faust",
+            mode,
+            run.url,
+            f"bench-{run.tag}-{mode}",
+            settings.survey_responses_topic,
+            settings.ticket_events_topic,
+            str(run.partitions),
+            str(n),
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(run.workdir / f"{mode}.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        proc.wait(timeout=3600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if not out.exists():
+        raise click.ClickException(f"the {mode} Faust baseline failed; see {run.workdir / (mode + '.log')}")
+    doc = orjson.loads(out.read_bytes())
+    return float(doc["events"] / doc["seconds"])
+
+
+class Worker:
+    """The service's worker as a subprocess, watched through its /metrics."""
+
+    def __init__(self, run: Run, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = {**env, "SURVEY_ALERTS_WEB_PORT": str(self.port)}
+        self.log = run.workdir / f"worker-{self.port}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "wb"),  # noqa: SIM115 - lives as long as the worker
+        )
+        self.started = time.perf_counter()
+
+    def metric(self, name: str) -> float:
+        """Sum of a metric's samples (0 while the worker is not serving yet)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def consumed(self) -> float:
+        return self.metric('survey_alerts_records_consumed_total{topic="bench')
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        m = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(m.group(1)) / 1024 if m else float("nan")
+
+    def wait_for(self, done: Callable[[], bool], what: str, timeout_s: float = 3600) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if self.proc.poll() is not None:
+                raise click.ClickException(f"the worker exited while {what}; see {self.log}")
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"timed out while {what}; see {self.log}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def full_pipeline(run: Run, worker: Worker, n: int) -> float:
+    """Events/s of the service over ``n`` events already in its input topics."""
+    t0 = c0 = None
+    last_report = time.monotonic()
+    while True:
+        c = worker.consumed()
+        now = time.perf_counter()
+        if t0 is None and c > 0:
+            t0, c0 = now, c
+        if c >= n:
+            assert t0 is not None and c0 is not None
+            return (c - c0) / max(now - t0, 1e-9)
+        if worker.proc.poll() is not None:
+            raise click.ClickException(f"the worker exited; see {worker.log}")
+        if time.monotonic() - last_report > 10:
+            say(f"pipeline: {c:,.0f} of {n:,} consumed")
+            last_report = time.monotonic()
+        time.sleep(0.05)
+
+
+async def latency(run: Run, settings: Settings, rate: float, seconds: float) -> tuple[float, float, int]:
+    """p50 and p99 (ms) from a survey's send to its alert's arrival, at a steady ``rate``."""
+    consumer = AIOKafkaConsumer(
+        settings.recovery_alerts_topic,
+        bootstrap_servers=run.bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=1, acks=1)
+    await producer.start()
+    sent: dict[str, float] = {}
+    got: list[float] = []
+
+    async def collect() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for records in batch.values():
+                for r in records:
+                    doc = orjson.loads(r.value)
+                    t = sent.get(doc.get("response_id") or "")
+                    if t is not None:
+                        got.append((now - t) * 1000)
+
+    reader = asyncio.create_task(collect())
+    try:
+        start = time.time()
+        i = 0
+        while time.time() - start < seconds:
+            due = int((time.time() - start) * rate)
+            while i < due:
+                i += 1
+                rid = f"lat-{run.tag}-{i}"
+                stamp = time.time()
+                nps = 3 if i % 5 == 0 else 9  # one in five is a detractor: an alert to time
+                cid = f"lat-{run.tag}-c{i}"
+                doc = {
+                    "response_id": rid,
+                    "customer_id": cid,
+                    "scores": {"nps": nps},
+                    "submitted_at": datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z"),
+                }
+                if nps == 3:
+                    sent[rid] = stamp
+                await producer.send(
+                    settings.survey_responses_topic, orjson.dumps(doc), key=cid.encode()
+                )
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(3)
+    finally:
+        reader.cancel()
+        await producer.stop()
+        await consumer.stop()
+    if not got:
+        raise click.ClickException("no alert came back during the latency run")
+    q = statistics.quantiles(got, n=100)
+    return q[49], q[98], len(got)
+
+
+def run_bench(
+    broker: str,
+    events: int,
+    customers: int,
+    partitions: int,
+    baseline_events: int,
+    naive_events: int,
+    state_customers: int,
+    latency_rate: float,
+    latency_seconds: float,
+) -> dict[str, Any]:
+    """Every measurement of issue #5 in one run; returns the result object."""
+    local: LocalBroker | None = None
+    if broker == "kafka":
+        local = ApacheKafka()
+    elif broker == "tansu":
+        local = Tansu()
+    if local is not None:
+        say(f"starting {local.name} ...")
+        local.start(timeout_s=300)
+        url = local.url
+    else:
+        url = broker
+    run = Run(local, url, partitions)
+    result: dict[str, Any] = {
+        "events": events,
+        "broker": local.name if local else url,
+        "partitions": partitions,
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        env = run.env("main")
+        settings = run.settings(env)
+        ensure_topics(settings)
+        say(f"loading {events:,} generated events ({customers:,} customers) ...")
+        seconds = asyncio.run(produce(run.bootstrap, generated(settings, events, customers), events, "load"))
+        result["load_events_per_s"] = round(events / seconds)
+
+        say("raw aiokafka consume + orjson decode ...")
+        topics = [settings.survey_responses_topic, settings.ticket_events_topic]
+        result["raw_events_per_s"] = round(asyncio.run(raw_consume(run.bootstrap, topics, events)))
+        say(f"  {result['raw_events_per_s']:,} events/s")
+
+        say(f"bare Faust agent loop over {min(baseline_events, events):,} events ...")
+        result["faust_bare_events_per_s"] = round(
+            faust_baseline(run, "bare", settings, min(baseline_events, events))
+        )
+        say(f"  {result['faust_bare_events_per_s']:,} events/s")
+
+        say(f"idiomatic per-event Faust pipeline over {min(naive_events, events):,} events ...")
+        result["faust_naive_events_per_s"] = round(
+            faust_baseline(run, "naive", settings, min(naive_events, events))
+        )
+        say(f"  {result['faust_naive_events_per_s']:,} events/s")
+
+        say(f"the service's full pipeline over {events:,} events ...")
+        worker = Worker(run, env)
+        try:
+            result["service_events_per_s"] = round(full_pipeline(run, worker, events))
+            say(f"  {result['service_events_per_s']:,} events/s")
+            say(f"alert latency at a steady {latency_rate:,.0f} events/s for {latency_seconds:.0f}s ...")
+            p50, p99, n = asyncio.run(latency(run, settings, latency_rate, latency_seconds))
+            result.update(p50_ms=round(p50, 1), p99_ms=round(p99, 1), latency_alerts=n)
+            say(f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms over {n:,} alerts")
+        finally:
+            worker.stop()
+
+        say(f"state: {state_customers:,} distinct customers ...")
+        senv = run.env("state")
+        ssettings = run.settings(senv)
+        ensure_topics(ssettings)
+        worker = Worker(run, senv)
+        try:
+            asyncio.run(
+                produce(run.bootstrap, _state_events(ssettings, state_customers), state_customers, "state")
+            )
+            worker.wait_for(lambda: worker.consumed() >= state_customers, "building state")
+            time.sleep(2)
+            result["rss_mb"] = round(worker.peak_rss_mb(), 1)
+            result["state_customers"] = state_customers
+            say(f"  peak RSS {result['rss_mb']} MB")
+        finally:
+            worker.stop()
+        say("restart with that state ...")
+        worker = Worker(run, senv)
+        try:
+            probe = f"probe-{run.tag}"
+            asyncio.run(
+                produce(
+                    run.bootstrap,
+                    iter(
+                        [
+                            (
+                                ssettings.survey_responses_topic,
+                                probe.encode(),
+                                orjson.dumps(
+                                    {
+                                        "response_id": probe,
+                                        "customer_id": probe,
+                                        "submitted_at": "2026-11-22T12:00:00Z",
+                                        "scores": {"nps": 0},
+                                    }
+                                ),
+                            )
+                        ]
+                    ),
+                    1,
+                    "probe",
+                )
+            )
+            worker.wait_for(
+                lambda: worker.metric("survey_alerts_alerts_raised_total") >= 1, "restarting", 900
+            )
+            result["restart_s"] = round(time.perf_counter() - worker.started, 1)
+            result["rss_mb_after_restart"] = round(worker.peak_rss_mb(), 1)
+            say(f"  ready (first alert) {result['restart_s']} s after start")
+        finally:
+            worker.stop()
+        bare = result["faust_bare_events_per_s"]
+        result["service_vs_bare"] = round(result["service_events_per_s"] / bare, 2) if bare else None
+        result["targets"] = {
+            "throughput_50k": result["service_events_per_s"] >= 50_000,
+            "p99_100ms": result["p99_ms"] <= 100,
+            "rss_400mb": result["rss_mb"] <= 400,
+            "restart_30s": result["restart_s"] <= 30,
+            "at_least_80pct_of_bare_faust": result["service_vs_bare"] is not None
+            and result["service_vs_bare"] >= 0.8,
+        }
+        return result
+    finally:
+        if local is not None:
+            local.stop()
+
+
+def _state_events(settings: Settings, n: int) -> Any:
+    for i in range(n):
+        cid = f"s-{i:07d}"
+        doc = {
+            "event_id": f"se-{i}",
+            "ticket_id": f"st-{i}",
+            "customer_id": cid,
+            "type": "created",
+            "occurred_at": "2026-11-22T10:00:00Z",
+            "team": "billing",
+            "channel": "chat",
+            "customer_tier": "standard",
+            "account_value": 1200.0,
+            "category": "billing",
+        }
+        yield settings.ticket_events_topic, cid.encode(), orjson.dumps(doc)
