@@ -44,15 +44,25 @@ class Snapshots:
         self.active_trends: set[tuple[str, str, str]] = set()
 
     def merged(self) -> dict[str, list[tuple[float, dict[str, Any]]]]:
-        """``dimension␟key`` -> [(watermark, partial doc) per partition] for dirty keys."""
-        out: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        """``dimension␟key`` -> [(watermark, partial doc) per partition] for dirty keys.
+
+        Table keys: ``dimension␟key␟partition`` (watermark) and
+        ``dimension␟key␟partition␟window␟start`` (one bucket's stats).
+        """
+        parts: dict[str, dict[str, tuple[float, dict[str, Any]]]] = {}
         for key, raw in list(self.table.data.items()):
-            dimkey = key.decode().rsplit(SEP, 1)[0]
-            if self.dirty is None or dimkey in self.dirty:
-                doc = orjson.loads(raw)
-                out.setdefault(dimkey, []).append((doc["wm"], doc["w"]))
+            fields = key.decode().split(SEP)
+            dimkey = f"{fields[0]}{SEP}{fields[1]}"
+            if self.dirty is not None and dimkey not in self.dirty:
+                continue
+            wm, doc = parts.setdefault(dimkey, {}).get(fields[2], (0.0, {}))
+            if len(fields) == 3:
+                wm = float(orjson.loads(raw))
+            else:
+                doc.setdefault(fields[3], {})[fields[4]] = orjson.loads(raw)
+            parts[dimkey][fields[2]] = (wm, doc)
         self.dirty = set()
-        return out
+        return {dimkey: list(by_p.values()) for dimkey, by_p in parts.items()}
 
     def outputs(self) -> tuple[list[tuple[bytes, dict[str, Any]]], list[tuple[bytes, dict[str, Any]]]]:
         """Snapshot records and trend alerts for every key changed since the last call."""
@@ -80,6 +90,8 @@ class Snapshots:
         return snapshots, trends
 
     def _gauges(self, dimension: str, key: str, records: list[dict[str, Any]]) -> None:
+        if dimension not in self.settings.gauge_dimensions:
+            return
         keys = self.exported.setdefault(dimension, set())
         if key not in keys and len(keys) >= self.settings.max_keys_per_dimension:
             self.metrics.window_keys_dropped.labels(dimension).inc()
@@ -115,8 +127,8 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     @app.timer(interval, name="publish-window-partials")  # type: ignore[untyped-decorator]
     async def publish() -> None:
         pending = []
-        for partition, watermark, dim, doc in windows.take_unpublished():
-            value = orjson.dumps({"p": partition, "wm": watermark, "w": doc})
+        for partition, watermark, dim, buckets in windows.take_unpublished():
+            value = orjson.dumps({"p": partition, "wm": watermark, "b": buckets})
             key = f"{dim[0]}{SEP}{dim[1]}".encode()
             pending.append(await app.producer.send(settings.partials_topic, key, value, None, None, None))
         for fut in pending:
@@ -126,7 +138,14 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     async def merge(stream: Any) -> None:
         async for event in stream.events():
             doc = orjson.loads(event.value)
-            table[event.key + f"{SEP}{doc['p']}".encode()] = orjson.dumps({"wm": doc["wm"], "w": doc["w"]})
+            base = event.key + f"{SEP}{doc['p']}".encode()
+            table[base] = orjson.dumps(doc["wm"])
+            for window, start, stats in doc["b"]:
+                key = base + f"{SEP}{window}{SEP}{start}".encode()
+                if stats is None:
+                    table.pop(key, None)  # expired at its partition
+                else:
+                    table[key] = orjson.dumps(stats)
             if snapshots.dirty is not None:
                 snapshots.dirty.add(event.key.decode())
 

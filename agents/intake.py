@@ -22,7 +22,7 @@ from schemas.common import SCHEMA_VERSION
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import CustomerStore, WindowStore
+from stream.state import Changelog, CustomerStore, WindowStore
 from stream.topics import service_topics
 
 if TYPE_CHECKING:
@@ -104,10 +104,12 @@ class IntakeAgent:
         if pending:
             await asyncio.gather(*pending)  # raises if the broker refused any output
         if self.windows is not None:
-            written = self.windows.save(result.windows)
+            written = await self.windows.save(result.windows)
             if written:
                 await asyncio.gather(*written)
-        self.store.save(result.dirty)
+        saved = await self.store.save(result.dirty)
+        if saved:
+            await asyncio.gather(*saved)  # a refused state write fails the batch: it is not acked
         if self.held is not None:
             for cid, (partition, state) in result.dirty.items():
                 if state.held:
@@ -189,10 +191,12 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         value_type=bytes,
         help="Per-partition rolling-window buckets and watermarks (orjson documents).",
     )
-    windows = WindowStore(windows_table, settings.window_specs(), settings.late_grace_s)
+    windows = WindowStore(
+        windows_table, settings.window_specs(), settings.late_grace_s, Changelog(windows_table, lambda: app.producer)
+    )
     agent = IntakeAgent(
         pipeline,
-        CustomerStore(table),
+        CustomerStore(table, Changelog(table, lambda: app.producer)),
         send,
         app.metrics,  # type: ignore[attr-defined]
         windows=windows,

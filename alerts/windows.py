@@ -72,7 +72,8 @@ class PartitionWindows:
     muted: bool = False
     # (dimension, key) -> window name -> bucket start -> stats
     partials: dict[Dim, dict[str, dict[int, Stats]]] = field(default_factory=dict)
-    dirty: set[Dim] = field(default_factory=set)
+    # buckets changed since the last save: (dimension, key), window name, bucket start
+    dirty: set[tuple[Dim, str, int]] = field(default_factory=set)
 
     def observe(self, ts: float) -> None:
         """Advance the watermark to ``ts`` if it is newer."""
@@ -111,7 +112,7 @@ class PartitionWindows:
                     acc[i] += v
                 if sign < 0 and not any(acc):
                     del buckets[start]
-            self.dirty.add(dim)
+                self.dirty.add((dim, name, start))
 
     def begin(self, source: str, offset: int) -> None:
         """Start a record: mute bucket changes if a replay brings one these buckets already hold."""
@@ -134,13 +135,20 @@ class PartitionWindows:
                 old = [b for b in buckets if b + spec.bucket <= horizon]
                 for b in old:
                     del buckets[b]
-                if old:
-                    self.dirty.add(dim)
+                    self.dirty.add((dim, spec.name, b))
 
     def doc(self, dim: Dim) -> dict[str, Any]:
         """The publishable partial of one (dimension, key)."""
         windows = self.partials.get(dim, {})
         return {name: {str(b): s for b, s in buckets.items()} for name, buckets in windows.items()}
+
+    def bucket(self, dim: Dim, window: str, start: int) -> Stats | None:
+        """One bucket's stats, or None when it is empty or expired."""
+        return self.partials.get(dim, {}).get(window, {}).get(start)
+
+    def load_bucket(self, dim: Dim, window: str, start: int, stats: Stats) -> None:
+        """Restore one bucket."""
+        self.partials.setdefault(dim, {}).setdefault(window, {})[start] = list(stats)
 
     def load(self, dim: Dim, doc: dict[str, Any]) -> None:
         """Restore one partial written by ``doc``."""

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     late_grace_s: float = Field(900.0, ge=0, description="How late an event may be and still count.")
     snapshot_interval_s: float = Field(10.0, gt=0, description="Seconds between feedback-windows snapshots.")
     min_responses: int = Field(10, ge=1, description="Below this n a value is marked insufficient.")
+    gauge_dimensions: frozenset[str] = Field(
+        frozenset({"overall", "team", "channel", "category"}),
+        description="Dimensions exported as Prometheus gauges (JSON list); all go to feedback-windows.",
+    )
     max_keys_per_dimension: int = Field(200, ge=1, description="Most keys per dimension exported as gauges.")
     trend_dimensions: frozenset[str] = Field(
         frozenset({"team"}), description="Dimensions watched for trend drops (JSON list)."

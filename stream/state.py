@@ -17,11 +17,36 @@ from alerts.customer import CustomerState
 from alerts.windows import Dim, PartitionWindows, WindowSpec
 
 
+class Changelog:
+    """Writes table records straight to the producer (one record per changed key).
+
+    Faust's ``send_changelog`` goes through its buffered per-message path, which
+    costs more than the rest of a batch; the memory store needs nothing else from it.
+    The futures are returned so callers can wait for delivery.
+    """
+
+    def __init__(self, table: Any, producer: Callable[[], Any] | None = None) -> None:
+        self.table = table
+        self.producer = producer
+
+    async def put(self, partition: int, key: bytes, value: bytes | None) -> Any:
+        """Set (or with None delete) ``key`` in the table and its changelog partition."""
+        if value is None:
+            self.table.data.pop(key, None)
+        else:
+            self.table.data[key] = value
+        if self.producer is None:
+            return self.table.send_changelog(partition, key, value)
+        topic = self.table.changelog_topic.get_topic_name()
+        return await self.producer().send(topic, key, value, partition, None, None)
+
+
 class CustomerStore:
     """Load and save ``CustomerState`` in a Faust table of orjson bytes keyed by customer id."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, changelog: Changelog | None = None) -> None:
         self.table = table
+        self.changelog = changelog or Changelog(table)
 
     def load(self, customer_id: str) -> CustomerState | None:
         """The stored state of a customer, or None for a customer never seen."""
@@ -30,14 +55,13 @@ class CustomerStore:
             return None
         return CustomerState.from_doc(orjson.loads(raw))
 
-    def save(self, dirty: dict[str, tuple[int, CustomerState]]) -> None:
-        """Write changed customers to the table and to its changelog partition."""
-        data = self.table.data
-        for customer_id, (partition, state) in dirty.items():
-            key = customer_id.encode("utf-8")
-            value = orjson.dumps(state.to_doc())
-            data[key] = value
-            self.table.send_changelog(partition, key, value)
+    async def save(self, dirty: dict[str, tuple[int, CustomerState]]) -> list[Any]:
+        """Write changed customers to the table and its changelog partition; returns the sends."""
+        put = self.changelog.put
+        return [
+            await put(partition, customer_id.encode("utf-8"), orjson.dumps(state.to_doc()))
+            for customer_id, (partition, state) in dirty.items()
+        ]
 
     def __len__(self) -> int:
         return len(self.table.data)
@@ -53,78 +77,91 @@ class CustomerStore:
 
 
 SEP = "\x1f"  # unit separator: cannot clash with team or channel names
+Bucket = tuple[Dim, str, int]
+
+
+def bucket_key(prefix: str, b: Bucket) -> bytes:
+    """``<prefix>␟<dimension>␟<key>␟<window>␟<bucket start>``."""
+    (dim, key), window, start = b
+    return f"{prefix}{SEP}{dim}{SEP}{key}{SEP}{window}{SEP}{start}".encode()
+
+
+def parse_bucket_key(rest: str) -> Bucket:
+    """Inverse of ``bucket_key`` without its prefix."""
+    dim, key, window, start = rest.split(SEP)
+    return (dim, key), window, int(start)
 
 
 class WindowStore:
     """Each partition's window buckets in a Faust table, cached as ``PartitionWindows``.
 
-    Keys are ``<partition>␟<dimension>␟<key>`` (one partial each) and ``<partition>␟``
-    (the partition's watermark); the changelog partition is the input partition, so
-    the buckets move and recover together with the customers they came from.
+    One record per bucket (``<partition>␟<dimension>␟<key>␟<window>␟<start>``, a
+    tombstone when it expires) and one per partition for its watermark and the input
+    offsets its buckets hold (``<partition>``); the changelog partition is the input
+    partition, so buckets move and recover together with the customers they came from.
     """
 
-    def __init__(self, table: Any, specs: list[WindowSpec], grace: float) -> None:
+    def __init__(self, table: Any, specs: list[WindowSpec], grace: float, changelog: Changelog | None = None) -> None:
         self.table = table
         self.specs = specs
         self.grace = grace
+        self.changelog = changelog or Changelog(table)
         self.cache: dict[int, PartitionWindows] = {}
-        self.unpublished: dict[int, set[Dim]] = {}
+        self.unpublished: dict[int, set[Bucket]] = {}
 
     def get(self, partition: int) -> PartitionWindows:
         """The partition's windows, read from the table on first use after an assignment."""
         pw = self.cache.get(partition)
         if pw is None:
             pw = self.cache[partition] = self._load(partition)
-            self.unpublished[partition] = set(pw.partials)  # republish everything once
+            # republish everything once
+            self.unpublished[partition] = {
+                (dim, name, b) for dim, ws in pw.partials.items() for name, bs in ws.items() for b in bs
+            }
         return pw
 
     def _load(self, partition: int) -> PartitionWindows:
         pw = PartitionWindows(self.specs, self.grace)
-        prefix = f"{partition}{SEP}".encode()
+        mark = f"{partition}".encode()
+        prefix = mark + SEP.encode()
         for key, raw in list(self.table.data.items()):
-            if not key.startswith(prefix):
-                continue
-            if key == prefix:
-                mark = orjson.loads(raw)
-                pw.watermark = float(mark["wm"])
-                pw.applied = {k: int(v) for k, v in mark.get("applied", {}).items()}
-            else:
-                _, dim, name = key.decode().split(SEP, 2)
-                pw.load((dim, name), orjson.loads(raw))
+            if key == mark:
+                doc = orjson.loads(raw)
+                pw.watermark = float(doc["wm"])
+                pw.applied = {k: int(v) for k, v in doc.get("applied", {}).items()}
+            elif key.startswith(prefix):
+                dim, window, start = parse_bucket_key(key[len(prefix):].decode())
+                pw.load_bucket(dim, window, start, orjson.loads(raw))
         return pw
 
-    def save(self, partitions: set[int]) -> list[Any]:
-        """Expire and write changed buckets of ``partitions`` (one record per changed key).
-
-        Returns the changelog sends, to be awaited before the customers are saved.
-        """
-        data = self.table.data
+    async def save(self, partitions: set[int]) -> list[Any]:
+        """Expire and write the changed buckets of ``partitions``; returns the changelog sends."""
         sent = []
         for p in partitions:
             pw = self.cache[p]
             pw.expire()
-            for dim in pw.dirty:
-                key = f"{p}{SEP}{dim[0]}{SEP}{dim[1]}".encode()
-                value = orjson.dumps(pw.doc(dim))
-                data[key] = value
-                sent.append(self.table.send_changelog(p, key, value))
+            for b in pw.dirty:
+                stats = pw.bucket(*b)
+                value = orjson.dumps(stats) if stats is not None else None
+                sent.append(await self.changelog.put(p, bucket_key(str(p), b), value))
             self.unpublished.setdefault(p, set()).update(pw.dirty)
             pw.dirty.clear()
-            mark = f"{p}{SEP}".encode()
             value = orjson.dumps({"wm": pw.watermark, "applied": pw.applied})
-            data[mark] = value
-            sent.append(self.table.send_changelog(p, mark, value))
+            sent.append(await self.changelog.put(p, f"{p}".encode(), value))
         return sent
 
-    def take_unpublished(self) -> list[tuple[int, float, Dim, dict[str, Any]]]:
-        """Partials changed since the last call: ``(partition, watermark, dim, doc)``."""
-        out: list[tuple[int, float, Dim, dict[str, Any]]] = []
-        for p, dims in self.unpublished.items():
+    def take_unpublished(self) -> list[tuple[int, float, Dim, list[tuple[str, int, Any]]]]:
+        """Buckets changed since the last call, per partition and (dimension, key)."""
+        out: list[tuple[int, float, Dim, list[tuple[str, int, Any]]]] = []
+        for p, buckets in self.unpublished.items():
             pw = self.cache.get(p)
             if pw is None:
                 continue
-            out.extend((p, pw.watermark, dim, pw.doc(dim)) for dim in dims)
-            dims.clear()
+            by_dim: dict[Dim, list[tuple[str, int, Any]]] = {}
+            for dim, window, start in buckets:
+                by_dim.setdefault(dim, []).append((window, start, pw.bucket(dim, window, start)))
+            out.extend((p, pw.watermark, dim, items) for dim, items in by_dim.items())
+            buckets.clear()
         return out
 
     def forget(self, partitions: set[int]) -> None:

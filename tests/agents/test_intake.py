@@ -30,8 +30,11 @@ class Table:
         self.data: dict[bytes, bytes] = {}
         self.changelog: list[tuple[int | None, bytes, bytes]] = []
 
-    def send_changelog(self, partition: int | None, key: bytes, value: bytes) -> None:
+    def send_changelog(self, partition: int | None, key: bytes, value: bytes) -> asyncio.Future[None]:
         self.changelog.append((partition, key, value))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
 
 
 def message(
