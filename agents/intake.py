@@ -192,7 +192,10 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         help="Per-partition rolling-window buckets and watermarks (orjson documents).",
     )
     windows = WindowStore(
-        windows_table, settings.window_specs(), settings.late_grace_s, Changelog(windows_table, lambda: app.producer)
+        windows_table,
+        settings.window_specs(),
+        settings.late_grace_s,
+        Changelog(windows_table, lambda: app.producer),
     )
     agent = IntakeAgent(
         pipeline,

@@ -198,6 +198,7 @@ class Pipeline:
             if isinstance(event, TicketEvent):
                 before = state.tickets.get(event.ticket_id)
                 first_response = before is None or before.first_response_at is None
+                facts = (before.team, before.channel, before.agent_id, before.category) if before else None
                 if not state.apply_ticket_event(event):
                     out.duplicates += 1
                     if pw is not None:
@@ -208,7 +209,8 @@ class Pipeline:
                     self._escalate(ticket_escalation(event, state, self.router, now), out)
                 if pw is not None and ticket is not None:
                     late = count_ticket(pw, event, ticket, to_epoch(event.occurred_at), first_response)
-                    reattribute(pw, state.answers.values(), ticket)
+                    if facts != (ticket.team, ticket.channel, ticket.agent_id, ticket.category):
+                        reattribute(pw, state.answers.values(), ticket)  # only when attribution changed
                 self._release(state, cid, pw, out, now, ticket_id=event.ticket_id)
             elif self._hold(state, event, rec, now, out):
                 pass  # waits for its ticket; counted when released

@@ -68,6 +68,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # batch the per-batch burst of outputs and changelog records into few requests
+        producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
+        consumer_max_fetch_size=4 << 20,
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",

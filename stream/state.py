@@ -101,7 +101,9 @@ class WindowStore:
     partition, so buckets move and recover together with the customers they came from.
     """
 
-    def __init__(self, table: Any, specs: list[WindowSpec], grace: float, changelog: Changelog | None = None) -> None:
+    def __init__(
+        self, table: Any, specs: list[WindowSpec], grace: float, changelog: Changelog | None = None
+    ) -> None:
         self.table = table
         self.specs = specs
         self.grace = grace
@@ -130,7 +132,7 @@ class WindowStore:
                 pw.watermark = float(doc["wm"])
                 pw.applied = {k: int(v) for k, v in doc.get("applied", {}).items()}
             elif key.startswith(prefix):
-                dim, window, start = parse_bucket_key(key[len(prefix):].decode())
+                dim, window, start = parse_bucket_key(key[len(prefix) :].decode())
                 pw.load_bucket(dim, window, start, orjson.loads(raw))
         return pw
 
