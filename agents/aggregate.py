@@ -21,7 +21,7 @@ from agents.intake import VERSION_HEADER, utc_now
 from alerts.snapshots import snapshot_records, trend_alerts
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.state import SEP, WindowStore
+from stream.state import SEP, WindowStore, compact
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -139,13 +139,13 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
         async for event in stream.events():
             doc = orjson.loads(event.value)
             base = event.key + f"{SEP}{doc['p']}".encode()
-            table[base] = orjson.dumps(doc["wm"])
+            table[base] = compact(orjson.dumps(doc["wm"]))
             for window, start, stats in doc["b"]:
                 key = base + f"{SEP}{window}{SEP}{start}".encode()
                 if stats is None:
                     table.pop(key, None)  # expired at its partition
                 else:
-                    table[key] = orjson.dumps(stats)
+                    table[key] = compact(orjson.dumps(stats))
             if snapshots.dirty is not None:
                 snapshots.dirty.add(event.key.decode())
 

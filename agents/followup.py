@@ -33,6 +33,7 @@ from schemas.validate import Rejection, parse
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
+from stream.state import compact
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -134,7 +135,7 @@ class FollowUpAgent:
     def _save(self, dirty: dict[str, FollowUp]) -> None:
         for alert_id, fu in dirty.items():
             key = alert_id.encode()
-            value = orjson.dumps(fu.to_doc())
+            value = compact(orjson.dumps(fu.to_doc()))
             self.table.data[key] = value
             self.table.send_changelog(self.owner(alert_id), key, value)
 

@@ -17,6 +17,16 @@ from alerts.customer import CustomerState
 from alerts.windows import Dim, PartitionWindows, WindowSpec
 
 
+def compact(value: bytes) -> bytes:
+    """An exact-size copy of ``value`` for long-lived storage.
+
+    orjson 3.13 returns bytes backed by a 4 KiB allocation however short the
+    document; kept in a table that costs ~4 KiB per customer (measured: 945 MB
+    for 200k customers, against 171 MB for the same state read back from Kafka).
+    """
+    return memoryview(value).tobytes()
+
+
 class Changelog:
     """Writes table records straight to the producer (one record per changed key).
 
@@ -34,6 +44,7 @@ class Changelog:
         if value is None:
             self.table.data.pop(key, None)
         else:
+            value = compact(value)
             self.table.data[key] = value
         if self.producer is None:
             return self.table.send_changelog(partition, key, value)
