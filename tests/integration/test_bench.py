@@ -1,0 +1,60 @@
+"""``survey-alerts bench`` runs end to end (tiny sizes: this checks the tool, not the speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stream.brokers import LocalBroker
+
+pytestmark = pytest.mark.integration
+
+KEYS = {
+    "events",
+    "service_events_per_s",
+    "raw_events_per_s",
+    "faust_bare_events_per_s",
+    "faust_naive_events_per_s",
+    "p50_ms",
+    "p99_ms",
+    "rss_mb",
+    "restart_s",
+}
+
+
+def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "bench",
+            "--broker",
+            kafka.url,
+            "--events",
+            "3000",
+            "--baseline-events",
+            "1000",
+            "--naive-events",
+            "300",
+            "--state-customers",
+            "2000",
+            "--latency-rate",
+            "200",
+            "--latency-seconds",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) >= KEYS
+    assert result["events"] == 3000 and result["state_customers"] == 2000
+    assert all(result[k] > 0 for k in KEYS)
+    assert "the service's full pipeline" in done.stderr  # progress went to stderr
