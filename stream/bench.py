@@ -344,6 +344,7 @@ def run_bench(
     state_customers: int,
     latency_rate: float,
     latency_seconds: float,
+    restart_timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Every measurement of issue #5 in one run; returns the result object."""
     local: LocalBroker | None = None
@@ -444,10 +445,16 @@ def run_bench(
                     "probe",
                 )
             )
-            worker.wait_for(
-                lambda: worker.metric("survey_alerts_alerts_raised_total") >= 1, "restarting", 900
-            )
-            result["restart_s"] = round(time.perf_counter() - worker.started, 1)
+            try:
+                worker.wait_for(
+                    lambda: worker.metric("survey_alerts_alerts_raised_total") >= 1,
+                    "restarting",
+                    restart_timeout_s,
+                )
+                result["restart_s"] = round(time.perf_counter() - worker.started, 1)
+            except click.ClickException as exc:
+                say(f"  not ready: {exc.message}")
+                result["restart_s"] = None  # not ready in time: the JSON says so rather than failing
             result["rss_mb_after_restart"] = round(worker.peak_rss_mb(), 1)
             say(f"  ready (first alert) {result['restart_s']} s after start")
         finally:
@@ -458,7 +465,7 @@ def run_bench(
             "throughput_50k": result["service_events_per_s"] >= 50_000,
             "p99_100ms": result["p99_ms"] <= 100,
             "rss_400mb": result["rss_mb"] <= 400,
-            "restart_30s": result["restart_s"] <= 30,
+            "restart_30s": result["restart_s"] is not None and result["restart_s"] <= 30,
             "at_least_80pct_of_bare_faust": result["service_vs_bare"] is not None
             and result["service_vs_bare"] >= 0.8,
         }
