@@ -266,6 +266,8 @@ def full_pipeline(run: Run, worker: Worker, n: int) -> float:
             t0, c0 = now, c
         if c >= n:
             assert t0 is not None and c0 is not None
+            if c == c0:  # all of it went by between two samples: count from the start (startup included)
+                return c / (now - worker.started)
             return (c - c0) / max(now - t0, 1e-9)
         if worker.proc.poll() is not None:
             raise click.ClickException(f"the worker exited; see {worker.log}")
