@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+import stream.codec  # noqa: F401 - registers the orjson codec
 from agents.intake import VERSION_HEADER, utc_now
 from alerts.snapshots import snapshot_records, trend_alerts
 from stream.metrics import Metrics
@@ -112,7 +113,7 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
         partitions=settings.partitions,
         internal=True,
         key_serializer="raw",
-        value_serializer="raw",
+        value_serializer="orjson",
     )
     table = app.Table(
         "window-merged",
@@ -137,7 +138,7 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     @app.agent(partials, name="merge-window-partials")
     async def merge(stream: Any) -> None:
         async for event in stream.events():
-            doc = orjson.loads(event.value)
+            doc = event.value  # decoded by the orjson codec
             base = event.key + f"{SEP}{doc['p']}".encode()
             table[base] = compact(orjson.dumps(doc["wm"]))
             for window, start, stats in doc["b"]:
