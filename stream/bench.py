@@ -76,13 +76,7 @@ class Run:
         return base
 
     def settings(self, env: dict[str, str]) -> Settings:
-        saved = dict(os.environ)
-        os.environ.update(env)
-        try:
-            return Settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        return Settings.from_environ(env)
 
 
 async def produce(bootstrap: str, items: Any, total: int, label: str) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,6 +121,18 @@ class Settings(BaseSettings):
             if "://" not in url:
                 raise ValueError(f"broker {url!r} needs a scheme, e.g. kafka://127.0.0.1:9092")
         return value
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> Settings:
+        """The settings a worker started with environment ``env`` would read."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            return cls()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     @property
     def bootstrap_servers(self) -> list[str]:

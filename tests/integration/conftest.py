@@ -62,13 +62,7 @@ class Service:
             self.env[f"SURVEY_ALERTS_{name.upper()}_TOPIC"] = f"{self.prefix}.{name}"
         self.env["SURVEY_ALERTS_ESCALATIONS_PREFIX"] = f"{self.prefix}.esc."
         self.env.update({f"SURVEY_ALERTS_{k.upper()}": v for k, v in overrides.items()})
-        saved = dict(os.environ)
-        os.environ.update(self.env)
-        try:
-            self.settings = Settings()  # exactly as the worker will read its environment
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        self.settings = Settings.from_environ(self.env)  # exactly what the worker will read
         ensure_topics(self.settings)
         self.producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
         self.proc: subprocess.Popen[bytes] | None = None

@@ -54,3 +54,10 @@ def test_bad_values_are_refused_naming_the_setting(
     monkeypatch.setenv(f"SURVEY_ALERTS_{name}", value)
     with pytest.raises(ValidationError, match=name.lower()):
         Settings()
+
+
+def test_from_environ_reads_only_the_given_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURVEY_ALERTS_APP_ID", "from-process")
+    s = Settings.from_environ({"SURVEY_ALERTS_PARTITIONS": "7"})
+    assert (s.partitions, s.app_id) == (7, "survey-alerts")
+    assert Settings().app_id == "from-process"  # the process environment is left as it was
