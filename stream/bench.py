@@ -61,17 +61,7 @@ class Run:
             "SURVEY_ALERTS_REBALANCE_TIMEOUT_S": "10",
             "SURVEY_ALERTS_TICKET_WAIT_S": "0",
         }
-        for t in (
-            "survey_responses",
-            "ticket_events",
-            "followup_actions",
-            "recovery_alerts",
-            "feedback_windows",
-            "dlq",
-            "ops_alerts",
-        ):
-            base[f"SURVEY_ALERTS_{t.upper()}_TOPIC"] = f"bench-{self.tag}-{name}.{t}"
-        base["SURVEY_ALERTS_ESCALATIONS_PREFIX"] = f"bench-{self.tag}-{name}.esc."
+        base.update(Settings.topic_environ(f"bench-{self.tag}-{name}"))
         base.update(extra)
         return base
 

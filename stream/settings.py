@@ -123,6 +123,17 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
+    def topic_environ(cls, prefix: str) -> dict[str, str]:
+        """Environment variables that give every topic of a worker the name prefix ``prefix``."""
+        env = {
+            f"SURVEY_ALERTS_{name.upper()}": f"{prefix}.{name[: -len('_topic')]}"
+            for name in cls.model_fields
+            if name.endswith("_topic")
+        }
+        env["SURVEY_ALERTS_ESCALATIONS_PREFIX"] = f"{prefix}.esc."
+        return env
+
+    @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
         """The settings a worker started with environment ``env`` would read."""
         saved = dict(os.environ)

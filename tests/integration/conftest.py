@@ -51,16 +51,7 @@ class Service:
             "SURVEY_ALERTS_COMMIT_INTERVAL_S": "0.5",
             "SURVEY_ALERTS_SNAPSHOT_INTERVAL_S": "1",
         }
-        for name in (
-            "survey_responses",
-            "ticket_events",
-            "followup_actions",
-            "recovery_alerts",
-            "feedback_windows",
-            "dlq",
-        ):
-            self.env[f"SURVEY_ALERTS_{name.upper()}_TOPIC"] = f"{self.prefix}.{name}"
-        self.env["SURVEY_ALERTS_ESCALATIONS_PREFIX"] = f"{self.prefix}.esc."
+        self.env.update(Settings.topic_environ(self.prefix))
         self.env.update({f"SURVEY_ALERTS_{k.upper()}": v for k, v in overrides.items()})
         self.settings = Settings.from_environ(self.env)  # exactly what the worker will read
         ensure_topics(self.settings)

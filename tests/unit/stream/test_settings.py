@@ -61,3 +61,10 @@ def test_from_environ_reads_only_the_given_environment(monkeypatch: pytest.Monke
     s = Settings.from_environ({"SURVEY_ALERTS_PARTITIONS": "7"})
     assert (s.partitions, s.app_id) == (7, "survey-alerts")
     assert Settings().app_id == "from-process"  # the process environment is left as it was
+
+
+def test_topic_environ_renames_every_topic() -> None:
+    s = Settings.from_environ(Settings.topic_environ("t1"))
+    topics = [getattr(s, name) for name in Settings.model_fields if name.endswith("_topic")]
+    assert topics and all(t.startswith("t1.") for t in topics)
+    assert s.escalations_prefix == "t1.esc."
