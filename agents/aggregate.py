@@ -115,14 +115,10 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
         key_serializer="raw",
         value_serializer="orjson",
     )
-    table = app.Table(
-        "window-merged",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help="Latest window partial of every (dimension, key) from every input partition.",
+    table = app.state_table(
+        "window-merged", "Latest window partial of every (dimension, key) from every input partition."
     )
-    snapshots = Snapshots(table, settings, app.metrics)  # type: ignore[attr-defined]
+    snapshots = Snapshots(table, settings, app.metrics)
     interval = settings.snapshot_interval_s
 
     @app.timer(interval, name="publish-window-partials")  # type: ignore[untyped-decorator]
@@ -168,6 +164,6 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
             )
         for fut in pending:
             await fut
-        app.metrics.snapshots.inc(len(records))  # type: ignore[attr-defined]
+        app.metrics.snapshots.inc(len(records))
 
     return snapshots

@@ -186,20 +186,14 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUp
         key_serializer="raw",
         value_serializer="raw",
     )
-    table = app.Table(
-        "followups",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help="Follow-up state per alert id (orjson documents).",
-    )
-    agent = FollowUpAgent(table, settings, send, app.metrics)  # type: ignore[attr-defined]
+    table = app.state_table("followups", "Follow-up state per alert id (orjson documents).")
+    agent = FollowUpAgent(table, settings, send, app.metrics)
     app.batch_agent(actions, internal)(agent)
 
     @app.timer(settings.followup_check_interval_s, name="followup-sla")  # type: ignore[untyped-decorator]
     async def sla() -> None:
         started = time.perf_counter()
         await agent.check()
-        app.metrics.followup_check_seconds.observe(time.perf_counter() - started)  # type: ignore[attr-defined]
+        app.metrics.followup_check_seconds.observe(time.perf_counter() - started)
 
     return agent

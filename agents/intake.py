@@ -146,12 +146,8 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         key_serializer="raw",
         value_serializer="raw",
     )
-    table = app.Table(
-        "customers",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help="Per-customer state: tickets, profile and recent answers (orjson documents).",
+    table = app.state_table(
+        "customers", "Per-customer state: tickets, profile and recent answers (orjson documents)."
     )
     topics = Topics(
         survey_responses=settings.survey_responses_topic,
@@ -184,12 +180,8 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
             declared.add(topic)
         return await app.producer.send(topic, key, value, partition, None, headers)
 
-    windows_table = app.Table(
-        "windows",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help="Per-partition rolling-window buckets and watermarks (orjson documents).",
+    windows_table = app.state_table(
+        "windows", "Per-partition rolling-window buckets and watermarks (orjson documents)."
     )
     windows = WindowStore(
         windows_table,
@@ -201,7 +193,7 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         pipeline,
         CustomerStore(table, Changelog(table, lambda: app.producer)),
         send,
-        app.metrics,  # type: ignore[attr-defined]
+        app.metrics,
         windows=windows,
     )
     app.batch_agent(inputs, rekey)(agent)

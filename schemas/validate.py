@@ -23,8 +23,6 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from schemas.inputs import FollowupAction, SurveyResponse, TicketEvent
-
 M = TypeVar("M", bound=BaseModel)
 
 _RANGE = {
@@ -117,10 +115,3 @@ def parse(model: type[M], raw: bytes | None) -> M | Rejection:
     if isinstance(doc, Rejection):
         return doc
     return validate_doc(model, doc)
-
-
-MODELS: dict[str, type[BaseModel]] = {
-    "survey_response": SurveyResponse,
-    "ticket_event": TicketEvent,
-    "followup_action": FollowupAction,
-}

@@ -17,9 +17,17 @@ from stream.settings import Settings
 class SurveyApp(faust.App):
     """A Faust app whose consumer hands batch agents whole batches (see ``stream.batching``)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.settings = settings
+        self.metrics = metrics
         self.batch_handlers: dict[str, BatchHandler] = {}
+
+    def state_table(self, name: str, help: str) -> Any:
+        """A changelog-backed table of orjson documents, partitioned like the inputs."""
+        return self.Table(
+            name, partitions=self.settings.partitions, key_type=bytes, value_type=bytes, help=help
+        )
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -53,6 +61,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
         )
     app = SurveyApp(
         settings.app_id,
+        settings=settings,
+        metrics=metrics if metrics is not None else Metrics(),
         broker=settings.broker,
         broker_credentials=credentials,
         datadir=str(settings.data_dir),
@@ -76,9 +86,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
         key_serializer="raw",
         value_serializer="raw",
     )
-    app.settings = settings  # type: ignore[attr-defined]
-    app.metrics = metrics if metrics is not None else Metrics()  # type: ignore[attr-defined]
-    registry = app.metrics.registry  # type: ignore[attr-defined]
+    registry = app.metrics.registry
 
     @app.page("/metrics")
     class MetricsView(View):
