@@ -9,25 +9,28 @@ output of the batch before the batch's offsets can be committed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from faust.types import Message
 
 from alerts.pipeline import BatchResult, Emit, Pipeline, Record, Topics
 from schemas.common import SCHEMA_VERSION
+from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import Changelog, CustomerStore, WindowStore
+from stream.state import CustomerStore, Outbox, WindowStore
 from stream.topics import service_topics
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
 
+log = logging.getLogger(__name__)
 VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
 Send = Callable[[str, bytes | None, bytes, int | None, list[tuple[str, bytes]]], Awaitable[Any]]
 
@@ -44,27 +47,39 @@ def headers_of(headers: Any) -> Sequence[tuple[str, bytes]]:
 
 
 class IntakeAgent:
-    """Process one consumer batch: validate, update state, detect, produce."""
+    """Process one consumer batch: validate, update state, detect, produce.
+
+    Processing is synchronous; delivery is not. Each batch's outputs go out in
+    three stages (outputs, then window buckets, then customers), and a batch's
+    stages start only once the previous batch's are all acknowledged, so the
+    records reach the broker in the same order as if each batch had waited.
+    Meanwhile the consumer fetches and processes the next batch; it acks a batch
+    only when the delivery this agent returns for it has finished.
+    """
 
     def __init__(
         self,
         pipeline: Pipeline,
         store: CustomerStore,
-        send: Send,
+        outbox: Callable[[], Outbox],
         metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
         windows: WindowStore | None = None,
+        declare: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.windows = windows
         self.lock = asyncio.Lock()  # batches and the held-survey timer take turns
         self.held: dict[str, int] | None = None  # customers with held surveys -> partition
-        self.send = send
+        self.outbox = outbox
+        self.declare = declare
+        self.declared: set[str] = set()
         self.metrics = metrics
         self.clock = clock
+        self.tail: asyncio.Future[None] | None = None  # the newest batch's delivery
 
-    async def __call__(self, messages: Sequence[Message]) -> None:
+    async def __call__(self, messages: Sequence[Message]) -> asyncio.Future[None]:
         started = time.perf_counter()
         records = [
             Record(m.topic, m.partition, m.offset, m.key, m.value, headers_of(m.headers), m.timestamp)
@@ -75,8 +90,7 @@ class IntakeAgent:
             result = self.pipeline.process(
                 records, self.store.load, self.clock(), windows.get if windows is not None else None
             )
-            await self._deliver(result)
-        self.metrics.observe(result, len(records), time.perf_counter() - started)
+            return await self._stage(result, len(records), started)
 
     async def release_held(self) -> None:
         """Process surveys that waited their time for a ticket that never came."""
@@ -92,37 +106,54 @@ class IntakeAgent:
                 self.clock(),
                 windows.get if windows is not None else None,
             )
-            await self._deliver(result)
-        self.metrics.observe(result, 0, 0.0)
+            delivered = await self._stage(result, 0, time.perf_counter())
+        await delivered
 
-    async def _deliver(self, result: BatchResult) -> None:
+    async def drain(self) -> None:
+        """Wait until every batch handed over so far is delivered."""
+        if self.tail is not None:
+            await self.tail
+
+    async def _stage(self, result: BatchResult, n: int, started: float) -> asyncio.Future[None]:
+        """Write the batch's state in memory and start its delivery after the previous one's."""
         # Crash safety without transactions: outputs first, then the window buckets
         # (which remember the offsets they hold), then the customers. Whatever a crash
         # cuts off, a replay of the batch re-sends outputs with the same ids, and
         # neither counts a window twice nor forgets an alert it has not delivered.
-        pending = [await self._send(e) for e in result.emits]
-        if pending:
-            await asyncio.gather(*pending)  # raises if the broker refused any output
+        outputs = self.outbox()
+        for emit in result.emits:
+            if self.declare is not None and emit.topic not in self.declared:
+                await self.declare(emit.topic)  # a queue first used now (rules may name queues by team)
+                self.declared.add(emit.topic)
+            if isinstance(emit.value, bytes):
+                outputs.add(emit.topic, emit.partition, emit.key, emit.value, emit.headers)
+            else:
+                value = orjson.dumps(emit.value)
+                outputs.add(emit.topic, emit.partition, emit.key, value, (VERSION_HEADER,))
+        buckets = self.outbox()
         if self.windows is not None:
-            written = await self.windows.save(result.windows)
-            if written:
-                await asyncio.gather(*written)
-        saved = await self.store.save(result.dirty)
-        if saved:
-            await asyncio.gather(*saved)  # a refused state write fails the batch: it is not acked
+            self.windows.save(result.windows, buckets)
+        customers = self.outbox()
+        self.store.save(result.dirty, customers)
         if self.held is not None:
             for cid, (partition, state) in result.dirty.items():
                 if state.held:
                     self.held[cid] = partition
                 else:
                     self.held.pop(cid, None)
-        self._observe_latency(result.emits)
         self.metrics.customers.set(len(self.store))
+        previous = self.tail
 
-    async def _send(self, emit: Emit) -> Any:
-        value = emit.value if isinstance(emit.value, bytes) else orjson.dumps(emit.value)
-        headers = emit.headers if isinstance(emit.value, bytes) else [VERSION_HEADER]
-        return await self.send(emit.topic, emit.key, value, emit.partition, headers)
+        async def deliver() -> None:
+            if previous is not None:
+                await previous  # its failure is this batch's failure: nothing after it is acked
+            for stage in (outputs, buckets, customers):
+                await stage.deliver()
+            self._observe_latency(result.emits)
+            self.metrics.observe(result, n, time.perf_counter() - started)
+
+        self.tail = asyncio.ensure_future(deliver())
+        return self.tail
 
     def _observe_latency(self, emits: list[Emit]) -> None:
         now = time.time()
@@ -131,8 +162,11 @@ class IntakeAgent:
                 self.metrics.alert_latency.observe(max(0.0, now - e.cause_timestamp))
 
 
-def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
-    """Declare the intake topics and table on ``app`` and register the batch agent."""
+def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Send]:
+    """Declare the intake topics and table on ``app`` and register the batch agent.
+
+    Returns the agent and a ``send`` for other stages: it declares a topic on first use.
+    """
     inputs = app.topic(
         settings.survey_responses_topic,
         settings.ticket_events_topic,
@@ -168,6 +202,13 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
 
     declared = set(service_topics(settings))
 
+    async def declare(topic: str) -> None:
+        if topic not in declared:  # a queue first used now (rules may name queues by team)
+            await app.topic(topic, partitions=settings.partitions).declare()
+            # its metadata, so records with a key can be placed on their partition
+            await cast(Any, app.producer)._ensure_producer().partitions_for(topic)
+            declared.add(topic)
+
     async def send(
         topic: str,
         key: bytes | None,
@@ -175,30 +216,31 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
         partition: int | None,
         headers: list[tuple[str, bytes]],
     ) -> Any:
-        if topic not in declared:  # a queue first used now (rules may name queues by team)
-            await app.topic(topic, partitions=settings.partitions).declare()
-            declared.add(topic)
+        await declare(topic)
         return await app.producer.send(topic, key, value, partition, None, headers)
+
+    def outbox() -> Records:
+        return Records(cast(Any, app.producer)._ensure_producer())
 
     windows_table = app.state_table(
         "windows", "Per-partition rolling-window buckets and watermarks (orjson documents)."
     )
-    windows = WindowStore(
-        windows_table,
-        settings.window_specs(),
-        settings.late_grace_s,
-        Changelog(windows_table, lambda: app.producer),
-    )
+    windows = WindowStore(windows_table, settings.window_specs(), settings.late_grace_s)
     agent = IntakeAgent(
         pipeline,
-        CustomerStore(table, Changelog(table, lambda: app.producer)),
-        send,
+        CustomerStore(table),
+        outbox,
         app.metrics,
         windows=windows,
+        declare=declare,
     )
     app.batch_agent(inputs, rekey)(agent)
 
     async def _forget(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        try:
+            await agent.drain()  # what was handed over goes out before another worker takes over
+        except Exception:  # the consumer raises it when it settles the batch
+            log.warning("a delivery failed while partitions were revoked", exc_info=True)
         windows.forget({tp.partition for tp in revoked if tp.topic in app.batch_handlers})
 
     app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]
@@ -207,4 +249,4 @@ def install_intake(app: SurveyApp, settings: Settings) -> IntakeAgent:
     async def _release() -> None:
         await agent.release_held()
 
-    return agent
+    return agent, send

@@ -22,12 +22,15 @@ class SurveyApp(faust.App):
         self.settings = settings
         self.metrics = metrics
         self.batch_handlers: dict[str, BatchHandler] = {}
+        self.raw_tables: list[Any] = []  # restored by the batch consumer (see stream.batching)
 
     def state_table(self, name: str, help: str) -> Any:
         """A changelog-backed table of orjson documents, partitioned like the inputs."""
-        return self.Table(
+        table = self.Table(
             name, partitions=self.settings.partitions, key_type=bytes, value_type=bytes, help=help
         )
+        self.raw_tables.append(table)
+        return table
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)

@@ -12,22 +12,61 @@ ordinary path, so ordinary agents, tables and changelogs keep working.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
+from faust.stores.memory import Store as MemoryStore
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
 from mode import Service
 
-BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
+# A batch agent returns None when the batch is done, or an awaitable that finishes
+# when its outputs are delivered: the consumer fetches and hands over the next
+# batch meanwhile, and acks each batch (in order) once its delivery is done.
+BatchHandler = Callable[[Sequence[Message]], Awaitable[Awaitable[None] | None]]
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
     """An aiokafka consumer whose drain loop feeds batch agents whole batches."""
 
+    max_in_flight = 2  # batches handed over whose outputs are still on their way
+
     def batch_handlers(self) -> dict[str, BatchHandler]:
         """Topic name -> batch agent, as registered on the app."""
         return cast(dict[str, BatchHandler], getattr(self.app, "batch_handlers", {}))
+
+    def restorable(self) -> dict[str, dict[bytes, bytes]]:
+        """Changelog topic -> the dict behind its table, for tables of raw bytes in memory."""
+        tables = getattr(self.app, "raw_tables", ())
+        return {
+            t.changelog_topic.get_topic_name(): cast(dict[bytes, bytes], t.data.data)
+            for t in tables
+            if isinstance(t.data, MemoryStore)  # other stores keep their own offsets
+        }
+
+    async def _signal_restored(self, restored: dict[Any, tuple[Message, int]]) -> None:
+        """Let Faust's recovery see the progress of records applied by the drain loop.
+
+        Recovery decides that it is done (and resumes the streams) when it handles
+        a changelog event. It gets one per partition per batch: a copy of the last
+        record applied with offset -1, which it skips as already seen (the offsets
+        were advanced above) before checking whether every partition is restored.
+        """
+        metrics = getattr(self.app, "metrics", None)
+        for tp, (m, n) in restored.items():
+            if metrics is not None:
+                metrics.restored.labels(tp.topic).inc(n)
+            args = (m.timestamp, m.timestamp_type, m.headers, m.key, m.value, None)
+            await self.callback(Message(m.topic, m.partition, -1, *args, tp=tp))
+
+    async def _settle(self, in_flight: deque[tuple[asyncio.Future[None], list[Message]]], limit: int) -> None:
+        """Ack the batches whose outputs are delivered, oldest first; wait while over ``limit``."""
+        while in_flight and (in_flight[0][0].done() or len(in_flight) > limit):
+            delivered, messages = in_flight.popleft()
+            await delivered  # a failed delivery stops the worker with nothing acked
+            for message in messages:
+                self.ack(message)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         handlers = self.batch_handlers()
@@ -36,6 +75,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
+        recovery = cast(Any, self.app.tables).recovery
+        active_offsets, standby_offsets = recovery.active_offsets, recovery.standby_offsets
+        restorable = self.restorable()
+        restored: dict[Any, tuple[Message, int]] = {}
+        in_flight: deque[tuple[asyncio.Future[None], list[Message]]] = deque()
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 generation = self.app.consumer_generation_id
@@ -52,7 +96,26 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         await self._add_gap(tp, r_offset + 1, offset)
                     handler = handlers.get(tp.topic)
                     if handler is None:
-                        if tp.topic.endswith("-changelog") and self.flow_active:
+                        data = restorable.get(tp.topic)
+                        offsets = None
+                        if data is not None:
+                            if tp in recovery.active_tps:
+                                offsets = active_offsets
+                            elif tp in recovery.standby_tps:
+                                offsets = standby_offsets
+                        if data is not None and offsets is not None:
+                            # a table of raw bytes: apply the record here instead of one
+                            # Faust event, one queue hop and one task per record
+                            seen = offsets.get(tp)
+                            if seen is None or offset > seen:
+                                offsets[tp] = offset
+                                key = cast(bytes, message.key)
+                                if message.value is None:
+                                    data.pop(key, None)
+                                else:
+                                    data[key] = message.value
+                                restored[tp] = (message, restored.get(tp, (message, 0))[1] + 1)
+                        elif tp.topic.endswith("-changelog") and self.flow_active:
                             # table recovery reads millions of these: skip the two tasks per
                             # message; a rebalance still stops this loop by cancelling it
                             await callback(message)
@@ -61,7 +124,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     else:
                         batches.setdefault(handler, []).append(message)
                     read_offset[tp] = offset
+                if restored:
+                    await self._signal_restored(restored)
+                    restored.clear()
                 if not batches:
+                    await self._settle(in_flight, 0)  # idle: let every delivery finish
                     continue
                 if not self.flow_active or self.app.consumer_generation_id != generation:
                     # A rebalance started while fetching: these partitions may belong
@@ -69,9 +136,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     # every assigned partition back to its committed offset.
                     continue
                 for handler, messages in batches.items():
-                    await handler(messages)
-                    for message in messages:
-                        self.ack(message)
+                    delivered = await handler(messages)
+                    if delivered is None:
+                        for message in messages:
+                            self.ack(message)
+                    else:
+                        in_flight.append((asyncio.ensure_future(delivered), messages))
+                await self._settle(in_flight, self.max_in_flight)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()

@@ -46,6 +46,12 @@ class Metrics:
             "Records that arrived on a partition other than their customer's and were forwarded.",
             registry=r,
         )
+        self.restored = Counter(
+            f"{PREFIX}_state_records_restored",
+            "Changelog records applied to state tables while restoring, by table changelog topic.",
+            ["topic"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             f"{PREFIX}_batch_records",
             "Records per processed batch.",

@@ -8,8 +8,8 @@ worker restarts or a partition moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import orjson
 
@@ -27,29 +27,47 @@ def compact(value: bytes) -> bytes:
     return memoryview(value).tobytes()
 
 
+class Outbox(Protocol):
+    """Where a delivery stage collects its records (``stream.delivery.Records``)."""
+
+    def add(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None: ...
+
+    async def deliver(self) -> int: ...
+
+
 class Changelog:
-    """Writes table records straight to the producer (one record per changed key).
+    """Writes a table's records in memory and queues them for its changelog (one per changed key).
 
     Faust's ``send_changelog`` goes through its buffered per-message path, which
     costs more than the rest of a batch; the memory store needs nothing else from it.
-    The futures are returned so callers can wait for delivery.
     """
 
-    def __init__(self, table: Any, producer: Callable[[], Any] | None = None) -> None:
+    def __init__(self, table: Any, topic: str | None = None) -> None:
         self.table = table
-        self.producer = producer
+        self._topic = topic
 
-    async def put(self, partition: int, key: bytes, value: bytes | None) -> Any:
-        """Set (or with None delete) ``key`` in the table and its changelog partition."""
+    @property
+    def topic(self) -> str:
+        """The table's changelog topic."""
+        if self._topic is None:
+            self._topic = str(self.table.changelog_topic.get_topic_name())
+        return self._topic
+
+    def put(self, out: Outbox, partition: int, key: bytes, value: bytes | None) -> None:
+        """Set (or with None delete) ``key`` in the table and queue its changelog record."""
         if value is None:
             self.table.data.pop(key, None)
         else:
             value = compact(value)
             self.table.data[key] = value
-        if self.producer is None:
-            return self.table.send_changelog(partition, key, value)
-        topic = self.table.changelog_topic.get_topic_name()
-        return await self.producer().send(topic, key, value, partition, None, None)
+        out.add(self.topic, partition, key, value)
 
 
 class CustomerStore:
@@ -66,13 +84,12 @@ class CustomerStore:
             return None
         return CustomerState.from_doc(orjson.loads(raw))
 
-    async def save(self, dirty: dict[str, tuple[int, CustomerState]]) -> list[Any]:
-        """Write changed customers to the table and its changelog partition; returns the sends."""
+    def save(self, dirty: dict[str, tuple[int, CustomerState]], out: Outbox) -> None:
+        """Write changed customers to the table and queue their changelog records in ``out``."""
         put = self.changelog.put
-        return [
-            await put(partition, customer_id.encode("utf-8"), orjson.dumps(state.to_doc()))
-            for customer_id, (partition, state) in dirty.items()
-        ]
+        dumps = orjson.dumps
+        for customer_id, (partition, state) in dirty.items():
+            put(out, partition, customer_id.encode("utf-8"), dumps(state.to_doc()))
 
     def __len__(self) -> int:
         return len(self.table.data)
@@ -147,21 +164,19 @@ class WindowStore:
                 pw.load_bucket(dim, window, start, orjson.loads(raw))
         return pw
 
-    async def save(self, partitions: set[int]) -> list[Any]:
-        """Expire and write the changed buckets of ``partitions``; returns the changelog sends."""
-        sent = []
+    def save(self, partitions: set[int], out: Outbox) -> None:
+        """Expire the changed buckets of ``partitions``, write them and queue their records in ``out``."""
+        put = self.changelog.put
         for p in partitions:
             pw = self.cache[p]
             pw.expire()
+            prefix = str(p)
             for b in pw.dirty:
                 stats = pw.bucket(*b)
-                value = orjson.dumps(stats) if stats is not None else None
-                sent.append(await self.changelog.put(p, bucket_key(str(p), b), value))
+                put(out, p, bucket_key(prefix, b), orjson.dumps(stats) if stats is not None else None)
             self.unpublished.setdefault(p, set()).update(pw.dirty)
             pw.dirty.clear()
-            value = orjson.dumps({"wm": pw.watermark, "applied": pw.applied})
-            sent.append(await self.changelog.put(p, f"{p}".encode(), value))
-        return sent
+            put(out, p, prefix.encode(), orjson.dumps({"wm": pw.watermark, "applied": pw.applied}))
 
     def take_unpublished(self) -> list[tuple[int, float, Dim, list[tuple[str, int, Any]]]]:
         """Buckets changed since the last call, per partition and (dimension, key)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,17 +25,40 @@ TOPICS = Topics("survey-responses", "ticket-events", "rekey", "recovery-alerts",
 
 
 class Table:
-    """Stands in for a Faust table: ``data`` plus the changelog records sent."""
+    """Stands in for a Faust table: ``data`` and its changelog topic's name."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
-        self.changelog: list[tuple[int | None, bytes, bytes]] = []
 
-    def send_changelog(self, partition: int | None, key: bytes, value: bytes) -> asyncio.Future[None]:
-        self.changelog.append((partition, key, value))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
+    class changelog_topic:  # noqa: N801 - mirrors Faust's attribute
+        @staticmethod
+        def get_topic_name() -> str:
+            return "customers-changelog"
+
+
+class Outbox:
+    """Stands in for ``stream.delivery.Records``: what each delivery stage would produce."""
+
+    def __init__(self, sent: list[tuple[Any, ...]], error: Exception | None) -> None:
+        self.sent, self.error = sent, error
+        self.records: list[tuple[Any, ...]] = []
+
+    def add(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        self.records.append((topic, key, value, partition, list(headers)))
+
+    async def deliver(self) -> int:
+        await asyncio.sleep(0)
+        if self.error is not None and self.records:
+            raise self.error
+        self.sent.extend(self.records)
+        return len(self.records)
 
 
 def message(
@@ -57,24 +81,28 @@ def message(
 
 
 def make(send_error: Exception | None = None) -> tuple[IntakeAgent, Table, list[tuple[Any, ...]], Metrics]:
-    table, sent, metrics = Table(), [], Metrics()
-
-    async def send(
-        topic: str, key: bytes | None, value: bytes, partition: int | None, headers: list[tuple[str, bytes]]
-    ) -> asyncio.Future[None]:
-        sent.append((topic, key, value, partition, headers))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if send_error is not None:
-            fut.set_exception(send_error)
-        else:
-            fut.set_result(None)
-        return fut
-
+    table, metrics = Table(), Metrics()
+    sent: list[tuple[Any, ...]] = []
     pipeline = Pipeline(TOPICS, AlertPolicy(), lambda cid: 2)
     agent = IntakeAgent(
-        pipeline, CustomerStore(table), send, metrics, clock=lambda: datetime(2026, 11, 22, 14, tzinfo=UTC)
+        pipeline,
+        CustomerStore(table),
+        lambda: Outbox(sent, send_error),
+        metrics,
+        clock=lambda: datetime(2026, 11, 22, 14, tzinfo=UTC),
     )
     return agent, table, sent, metrics
+
+
+def run(agent: IntakeAgent, *batches: list[ConsumerMessage]) -> None:
+    """Hand the agent its batches as the consumer does, and wait for their delivery."""
+
+    async def go() -> None:
+        delivered = [await agent(batch) for batch in batches]
+        for d in delivered:
+            await d
+
+    asyncio.run(go())
 
 
 def test_a_batch_sends_alerts_with_the_version_header_and_saves_state_per_partition() -> None:
@@ -84,15 +112,17 @@ def test_a_batch_sends_alerts_with_the_version_header_and_saves_state_per_partit
         message("survey-responses", 2, 7, raw(survey("c1", "r1", nps=0, ticket_id="t1"))),
         message("survey-responses", 2, 8, b"oops"),
     ]
-    asyncio.run(agent(batch))
+    run(agent, batch)
+    changelog = [s for s in sent if s[0] == "customers-changelog"]
+    sent = [s for s in sent if s[0] != "customers-changelog"]
     topics = [s[0] for s in sent]
     # the gold customer's alert also escalates; its follow-up opens on the internal topic
     assert topics == ["recovery-alerts", "followups", "escalations.billing", "feedback-dlq"]
     assert all(s[4] == [("schema-version", b"1")] for s in sent if s[0] != "followups")
     assert orjson.loads(sent[0][2])["customer"]["tier"] == "gold"
     # one changelog record per changed customer per batch, on the customer's partition
-    assert [(p, k) for p, k, _ in table.changelog] == [(2, b"c1")]
-    assert table.data[b"c1"] == table.changelog[0][2]
+    assert [(p, k) for _, k, _, p, _ in changelog] == [(2, b"c1")]
+    assert table.data[b"c1"] == changelog[0][2]
     assert metrics.alerts.labels("detractor", "critical")._value.get() == 1
     assert metrics.invalid.labels("survey-responses", "invalid_json")._value.get() == 1
     assert metrics.customers._value.get() == 1
@@ -100,26 +130,70 @@ def test_a_batch_sends_alerts_with_the_version_header_and_saves_state_per_partit
 
 def test_state_written_by_one_batch_is_read_by_the_next() -> None:
     agent, _, sent, _ = make()
-    asyncio.run(agent([message("survey-responses", 2, 1, raw(survey("c1", "r1", nps=0)))]))
-    asyncio.run(agent([message("survey-responses", 2, 2, raw(survey("c1", "r1", nps=1)))]))
+    run(
+        agent,
+        [message("survey-responses", 2, 1, raw(survey("c1", "r1", nps=0)))],
+        [message("survey-responses", 2, 2, raw(survey("c1", "r1", nps=1)))],
+    )
     # the edit raised no second alert; its follow-up learns the new score
-    assert [s[0] for s in sent] == ["recovery-alerts", "followups", "followups"]
-    assert orjson.loads(sent[2][2])["op"] == "update" and orjson.loads(sent[2][2])["score"] == 1
+    outputs = [s for s in sent if s[0] != "customers-changelog"]
+    assert [s[0] for s in outputs] == ["recovery-alerts", "followups", "followups"]
+    assert orjson.loads(outputs[2][2])["op"] == "update" and orjson.loads(outputs[2][2])["score"] == 1
+
+
+def test_a_batch_is_delivered_in_stages_and_only_after_the_previous_batch() -> None:
+    agent, _, sent, _ = make()
+
+    async def go() -> None:
+        first = await agent([message("survey-responses", 2, 1, raw(survey("c1", "r1", nps=0)))])
+        # the next batch is processed while the first is still on its way ...
+        second = await agent([message("survey-responses", 2, 2, raw(survey("c2", "r2", nps=0)))])
+        assert not second.done()
+        await second
+        assert first.done()
+
+    asyncio.run(go())
+    # ... but its records go out after all of the first batch's: outputs, then state
+    assert [(s[0], s[1]) for s in sent] == [
+        ("recovery-alerts", b"c1"),
+        ("followups", sent[1][1]),
+        ("customers-changelog", b"c1"),
+        ("recovery-alerts", b"c2"),
+        ("followups", sent[4][1]),
+        ("customers-changelog", b"c2"),
+    ]
+
+
+def test_a_failed_delivery_fails_every_batch_handed_over_after_it() -> None:
+    failing = [RuntimeError("broker said no")]
+    agent, _, sent, _ = make()
+    agent.outbox = lambda: Outbox(sent, failing[0] if failing else None)
+
+    async def go() -> tuple[BaseException | None, BaseException | None]:
+        first = await agent([message("survey-responses", 2, 1, raw(survey("c1", nps=0)))])
+        failing.clear()
+        second = await agent([message("survey-responses", 2, 2, raw(survey("c2", nps=0)))])
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        return results[0], results[1]
+
+    first, second = asyncio.run(go())
+    assert isinstance(first, RuntimeError) and second is first
+    assert sent == []  # nothing of the second batch went out after the first failed
 
 
 def test_a_refused_output_fails_the_batch_so_it_is_not_acked() -> None:
     agent, _, _, _ = make(send_error=RuntimeError("broker said no"))
     with pytest.raises(RuntimeError, match="broker said no"):
-        asyncio.run(agent([message("survey-responses", 2, 1, raw(survey("c1", nps=0)))]))
+        run(agent, [message("survey-responses", 2, 1, raw(survey("c1", nps=0)))])
 
 
 def test_records_for_another_partition_are_forwarded_with_their_origin() -> None:
     agent, table, sent, _ = make()
-    asyncio.run(agent([message("survey-responses", 0, 5, raw(survey("c1", nps=0)), key=None)]))
-    ((topic, key, _, partition, headers),) = sent
+    run(agent, [message("survey-responses", 0, 5, raw(survey("c1", nps=0)), key=None)])
+    ((topic, key, _, partition, headers),) = sent  # no state: the record is not this partition's
     assert (topic, key, partition) == ("rekey", b"c1", 2)
     assert dict(headers)["survey-alerts-origin"] == b"survey-responses/0/5"
-    assert table.changelog == []
+    assert table.data == {}
 
 
 def test_the_app_subscribes_batch_topics_once() -> None:

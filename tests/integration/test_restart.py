@@ -39,5 +39,12 @@ def test_ticket_state_and_alert_memory_survive_a_restart(
         assert after["customer"]["open_ticket_count"] == 1
         assert {s["response_id"] for s in after["customer"]["recent_scores"]} == {"r-1", "r-2"}
         assert before["alert_id"] == alerts[0]["alert_id"]
+        # the customer came back through the batch consumer's restore path, not Faust's per-event one
+        restored = [
+            line
+            for line in svc.metrics().splitlines()
+            if line.startswith("survey_alerts_state_records_restored_total") and "customers-changelog" in line
+        ]
+        assert restored and float(restored[0].rsplit(" ", 1)[1]) >= 1, restored
     finally:
         svc.close()
