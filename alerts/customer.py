@@ -195,19 +195,26 @@ class CustomerState:
     # -- (de)serialisation -------------------------------------------------------
 
     def to_doc(self) -> dict[str, Any]:
-        """A JSON-able document (compact keys; read back by ``from_doc``)."""
-        return {
+        """A JSON-able document (compact keys, empty collections left out; read back by ``from_doc``).
+
+        A million customers live in memory as these documents, so every byte counts.
+        """
+        doc: dict[str, Any] = {
             "v": 1,
             "tier": self.tier,
             "av": self.account_value,
             "pa": self.profile_at,
             # rows in field order: adding a field to Ticket or Answer cannot be forgotten here
             "t": [[getattr(t, f) for f in TICKET_FIELDS] for t in self.tickets.values()],
-            "a": [[getattr(a, f) for f in ANSWER_FIELDS] for a in self.answers.values()],
             "e": self.seen_events,
-            "la": self.last_alert,
-            "h": self.held,
         }
+        if self.answers:
+            doc["a"] = [[getattr(a, f) for f in ANSWER_FIELDS] for a in self.answers.values()]
+        if self.last_alert:
+            doc["la"] = self.last_alert
+        if self.held:
+            doc["h"] = self.held
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> CustomerState:
@@ -215,7 +222,7 @@ class CustomerState:
         if doc.get("v") != 1:
             raise ValueError(f"unknown customer state version {doc.get('v')!r}")
         tickets = {row[0]: Ticket(*row) for row in doc["t"]}
-        answers = {row[0]: Answer(*row) for row in doc["a"]}
+        answers = {row[0]: Answer(*row) for row in doc.get("a", ())}
         return cls(
             doc["tier"],
             doc["av"],

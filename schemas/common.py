@@ -13,6 +13,7 @@ SCHEMA_VERSION = 1
 
 # RFC 3339 date-time: a "T" (or space) separator and a mandatory offset.
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_NANOS = re.compile(r"\.(\d{7,9})")
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -37,11 +38,12 @@ def parse_timestamp(value: Any) -> datetime:
             {"value": repr(value[:64])},
         )
     text = value
-    frac = re.search(r"\.(\d{7,9})", text)
-    if frac:  # Python keeps microseconds; drop nanosecond digits instead of failing.
-        text = text.replace(frac.group(0), "." + frac.group(1)[:6])
+    if "." in text:
+        frac = _NANOS.search(text)
+        if frac:  # Python keeps microseconds; drop nanosecond digits instead of failing.
+            text = text.replace(frac.group(0), "." + frac.group(1)[:6])
     try:
-        return datetime.fromisoformat(text.replace("z", "Z"))
+        return datetime.fromisoformat(text if text[-1] != "z" else text[:-1] + "Z")
     except ValueError as exc:
         raise PydanticCustomError(
             "invalid_timestamp",

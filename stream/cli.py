@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -44,6 +45,11 @@ def worker() -> None:
             for name in ("faust", "mode"):
                 logging.getLogger(name).setLevel(max(level, logging.INFO))
 
+    # Everything imported and declared so far lives as long as the worker: keep it out of
+    # the collector's scans, and collect young objects less often (a batch allocates tens of
+    # thousands of short-lived ones). Measured on the pipeline alone: +8-15% events/s.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

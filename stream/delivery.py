@@ -15,15 +15,12 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from aiokafka.partitioner import murmur2
+from stream.partitioning import partition_for
 
 Header = tuple[str, bytes]
 
 
-@lru_cache(maxsize=262_144)
-def default_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives ``key``."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+default_partition = lru_cache(maxsize=65_536)(partition_for)
 
 
 class Records:

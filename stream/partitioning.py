@@ -1,18 +1,54 @@
-"""Which partition owns a customer: the Java client's default (murmur2) partitioner."""
+"""Which partition owns a key: the Java client's default (murmur2) partitioner."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from functools import lru_cache
 
-from aiokafka.partitioner import murmur2
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+_WORDS = [struct.Struct(f"<{n}I") for n in range(64)]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of ``data`` (``org.apache.kafka.common.utils.Utils.murmur2``).
+
+    The same result as aiokafka's byte-at-a-time version (a property test holds them
+    equal), about three times faster: whole 4-byte words, fewer masks. Every fresh
+    customer costs one hash, so this is on the hot path.
+    """
+    length = len(data)
+    h = 0x9747B28C ^ length
+    n = length >> 2
+    words = _WORDS[n].unpack_from(data) if n < 64 else struct.unpack_from(f"<{n}I", data)
+    for k in words:
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    tail = length & 3
+    if tail:
+        i = length & ~3
+        if tail >= 3:
+            h ^= data[i + 2] << 16
+        if tail >= 2:
+            h ^= data[i + 1] << 8
+        h = ((h ^ data[i]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` among ``partitions``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def owner_function(partitions: int) -> Callable[[str], int]:
     """Return ``customer_id -> partition`` as Kafka's default partitioner would place its key."""
 
-    @lru_cache(maxsize=262_144)
+    @lru_cache(maxsize=65_536)
     def owner(customer_id: str) -> int:
-        return int(murmur2(customer_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
+        return (murmur2(customer_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
     return owner

@@ -8,6 +8,7 @@ worker restarts or a partition moves.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -70,26 +71,79 @@ class Changelog:
         out.add(self.topic, partition, key, value)
 
 
+# Deflate dictionary for customer documents: the structure and the words most documents
+# repeat. Part of the stored format (format bytes 1 and 2): never change it; add a new
+# format byte with a new dictionary instead. Most common text last (cheapest to refer to).
+_ZDICT_V1 = (
+    b'"in_person","social","sms","web","phone","email","chat","platinum","gold","silver",'
+    b'"detractor","high_effort","low_csat",[null,null,null],"la":{"detractor":,"h":[["{\\"'
+    b'"response_id\\":\\"",,"a":[["r-",false,[],[["overall","all"],["team","],["channel","'
+    b'],["agent","],["category","]],7,"tk-",[null,null,null]],[]]],0,false,0,null]]'
+    b',null,null,null,1795341600.0,1795341600.0,0,false,0,null]],"e":["ev-","se-'
+    b'{"v":1,"tier":"standard","av":1200.0,"pa":1795341600.0,"t":[["t-","open","billing",null,"chat",'
+)
+
+
+class StateCodec:
+    """Customer documents as stored: deflated with a preset dictionary, about a quarter the size.
+
+    A million customers live in memory as these values (and in the changelog), so a
+    document of ~170 bytes of JSON is kept as ~50. The first byte names the format:
+    1 (no held surveys) or 2 (holds surveys: found without decoding after a restart).
+    Plain JSON documents (``{``, written before this format) are still read.
+    """
+
+    HELD = 2
+    PLAIN = 1
+
+    def __init__(self) -> None:
+        # a 512-byte window and the smallest state: copying a primed compressor is cheap
+        self._compress = zlib.compressobj(1, zlib.DEFLATED, -9, 1, zlib.Z_DEFAULT_STRATEGY, _ZDICT_V1)
+        self._decompress = zlib.decompressobj(-9, _ZDICT_V1)
+
+    def encode(self, doc: bytes, held: bool) -> bytes:
+        """The stored value of an orjson document."""
+        c = self._compress.copy()
+        return (b"\x02" if held else b"\x01") + c.compress(doc) + c.flush()
+
+    def decode(self, value: bytes) -> bytes:
+        """The orjson document of a stored value."""
+        head = value[0]
+        if head == 0x7B:  # "{": a plain document
+            return value
+        if head in (self.PLAIN, self.HELD):
+            d = self._decompress.copy()
+            doc = d.decompress(memoryview(value)[1:])
+            if d.eof:
+                return doc
+        raise ValueError(f"customer state in an unknown format (first byte {head:#04x})")
+
+    def holds_surveys(self, value: bytes) -> bool:
+        """Whether a stored value has held surveys, without decoding it."""
+        return value[0] == self.HELD or (value[0] == 0x7B and b'"h":[[' in value)
+
+
 class CustomerStore:
-    """Load and save ``CustomerState`` in a Faust table of orjson bytes keyed by customer id."""
+    """Load and save ``CustomerState`` in a Faust table keyed by customer id (see ``StateCodec``)."""
 
     def __init__(self, table: Any, changelog: Changelog | None = None) -> None:
         self.table = table
         self.changelog = changelog or Changelog(table)
+        self.codec = StateCodec()
 
     def load(self, customer_id: str) -> CustomerState | None:
         """The stored state of a customer, or None for a customer never seen."""
         raw = self.table.data.get(customer_id.encode("utf-8"))
         if raw is None:
             return None
-        return CustomerState.from_doc(orjson.loads(raw))
+        return CustomerState.from_doc(orjson.loads(self.codec.decode(raw)))
 
     def save(self, dirty: dict[str, tuple[int, CustomerState]], out: Outbox) -> None:
         """Write changed customers to the table and queue their changelog records in ``out``."""
         put = self.changelog.put
-        dumps = orjson.dumps
+        dumps, encode = orjson.dumps, self.codec.encode
         for customer_id, (partition, state) in dirty.items():
-            put(out, partition, customer_id.encode("utf-8"), dumps(state.to_doc()))
+            put(out, partition, customer_id.encode("utf-8"), encode(dumps(state.to_doc()), bool(state.held)))
 
     def __len__(self) -> int:
         return len(self.table.data)
@@ -98,7 +152,7 @@ class CustomerStore:
         """Customers holding surveys that wait for a ticket (a scan, once after a start)."""
         found = {}
         for key, raw in list(self.table.data.items()):
-            if b'"h":[[' in raw:  # cheap test before decoding
+            if self.codec.holds_surveys(raw):
                 cid = key.decode("utf-8")
                 found[cid] = owner(cid)
         return found

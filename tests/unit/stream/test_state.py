@@ -1,0 +1,97 @@
+"""Stored customer state: the compressed format, old plain documents, and held-survey detection."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alerts.customer import CustomerState
+from schemas.inputs import TicketEvent
+from stream.state import CustomerStore, StateCodec
+
+
+class Table:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, int | None, bytes | None, bytes | None]] = []
+
+    def add(
+        self, topic: str, partition: int | None, key: bytes | None, value: bytes | None, headers: object = ()
+    ) -> None:
+        self.records.append((topic, partition, key, value))
+
+    async def deliver(self) -> int:
+        return len(self.records)
+
+
+def customer(held: bool = False) -> CustomerState:
+    state = CustomerState()
+    state.apply_ticket_event(
+        TicketEvent.model_validate(
+            {
+                "event_id": "e-1",
+                "ticket_id": "t-1",
+                "customer_id": "c-1",
+                "type": "created",
+                "occurred_at": "2026-11-22T10:00:00Z",
+                "team": "billing",
+                "channel": "chat",
+                "customer_tier": "gold",
+                "account_value": 50_000.0,
+            }
+        )
+    )
+    if held:
+        state.held.append(['{"response_id":"r-9"}', 1.0, 2.0])
+    return state
+
+
+@given(st.binary(max_size=5000), st.booleans())
+def test_any_document_survives_the_round_trip(doc: bytes, held: bool) -> None:
+    codec = StateCodec()
+    stored = codec.encode(doc, held)
+    assert stored[0] == (StateCodec.HELD if held else StateCodec.PLAIN)
+    assert codec.decode(stored) == doc
+    assert codec.holds_surveys(stored) is held
+
+
+def test_a_typical_customer_is_stored_in_well_under_half_its_json() -> None:
+    doc = orjson.dumps(customer().to_doc())
+    assert len(StateCodec().encode(doc, False)) < 0.4 * len(doc)
+
+
+def test_the_store_reads_back_what_it_saved_and_flags_held_surveys() -> None:
+    table, out = Table(), Outbox()
+    store = CustomerStore(table)
+    store.changelog._topic = "customers-changelog"
+    store.save({"c-1": (3, customer()), "c-2": (1, customer(held=True))}, out)
+    loaded = store.load("c-1")
+    assert loaded is not None and loaded.to_doc() == customer().to_doc()
+    assert [(t, p, k) for t, p, k, _ in out.records] == [
+        ("customers-changelog", 3, b"c-1"),
+        ("customers-changelog", 1, b"c-2"),
+    ]
+    assert table.data[b"c-1"] == out.records[0][3]  # the changelog carries the stored form
+    assert store.with_held(lambda cid: 0) == {"c-2": 0}
+
+
+def test_plain_json_documents_written_before_compression_are_still_read() -> None:
+    table = Table()
+    table.data[b"c-1"] = orjson.dumps(customer(held=True).to_doc())
+    store = CustomerStore(table)
+    loaded = store.load("c-1")
+    assert loaded is not None and loaded.held == customer(held=True).held
+    assert store.with_held(lambda cid: 5) == {"c-1": 5}
+
+
+def test_an_unknown_format_is_an_error_not_a_silent_reset() -> None:
+    with pytest.raises(ValueError, match="unknown format"):
+        StateCodec().decode(b"\x07garbage")
+    with pytest.raises(ValueError, match="unknown format"):
+        StateCodec().decode(b"\x01" + b"\x00" * 3)  # truncated
