@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from faust.types import Message
@@ -30,10 +30,11 @@ from alerts.followup import (
 from alerts.pipeline import Record, dead_letter
 from schemas.inputs import FollowupAction
 from schemas.validate import Rejection, parse
+from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import compact
+from stream.state import Changelog, Outbox
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -49,10 +50,13 @@ class FollowUpAgent:
         send: Send,
         metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
+        outbox: Callable[[], Outbox] | None = None,
     ) -> None:
         self.table = table
+        self.changelog = Changelog(table)
         self.settings = settings
         self.send = send
+        self.outbox = outbox
         self.metrics = metrics
         self.clock = clock
         self.owner = owner_function(settings.partitions)
@@ -80,7 +84,7 @@ class FollowUpAgent:
         s = self.settings
         dirty: dict[str, FollowUp] = {}
         changes = Changes()
-        pending = []
+        outputs = self._outbox()
         now = self.clock()
         for m in messages:
             if m.topic == s.followup_actions_topic:
@@ -88,29 +92,15 @@ class FollowUpAgent:
                 if isinstance(action, Rejection):
                     rec = Record(m.topic, m.partition, m.offset, m.key, m.value, headers_of(m.headers))
                     self.metrics.invalid.labels(m.topic, action.code).inc()
-                    pending.append(
-                        await self.send(
-                            s.dlq_topic,
-                            m.key,
-                            orjson.dumps(dead_letter(rec, action, now)),
-                            None,
-                            [VERSION_HEADER],
-                        )
-                    )
+                    letter = orjson.dumps(dead_letter(rec, action, now))
+                    outputs.add(s.dlq_topic, None, m.key, letter, (VERSION_HEADER,))
                     continue
                 self.metrics.consumed.labels(m.topic).inc()
                 doc = action.model_dump(mode="json", exclude_none=True)
                 target = self.owner(action.alert_id)
                 if target != m.partition:
-                    pending.append(
-                        await self.send(
-                            s.followups_topic,
-                            action.alert_id.encode(),
-                            orjson.dumps({"op": "action", "action": doc}),
-                            target,
-                            [],
-                        )
-                    )
+                    forward = orjson.dumps({"op": "action", "action": doc})
+                    outputs.add(s.followups_topic, target, action.alert_id.encode(), forward)
                     continue
                 apply_action(self._load(action.alert_id, dirty), doc, self.policy, changes)
             else:
@@ -124,20 +114,25 @@ class FollowUpAgent:
                 elif op == "action":
                     action = doc["action"]
                     apply_action(self._load(action["alert_id"], dirty), action, self.policy, changes)
-        if pending:
-            await asyncio.gather(*pending)
-        self._save(dirty)
+        await outputs.deliver()
+        await self._save(dirty)  # delivered before the batch is acked: a crash replays it
         for seconds in changes.contact_seconds:
             self.metrics.time_to_contact.observe(seconds)
         for seconds in changes.resolve_seconds:
             self.metrics.time_to_resolve.observe(seconds)
 
-    def _save(self, dirty: dict[str, FollowUp]) -> None:
+    def _outbox(self) -> Outbox:
+        if self.outbox is None:
+            raise RuntimeError("FollowUpAgent needs an outbox to produce")
+        return self.outbox()
+
+    async def _save(self, dirty: dict[str, FollowUp]) -> None:
+        if not dirty:
+            return
+        out = self._outbox()
         for alert_id, fu in dirty.items():
-            key = alert_id.encode()
-            value = compact(orjson.dumps(fu.to_doc()))
-            self.table.data[key] = value
-            self.table.send_changelog(self.owner(alert_id), key, value)
+            self.changelog.put(out, self.owner(alert_id), alert_id.encode(), orjson.dumps(fu.to_doc()))
+        await out.deliver()
 
     async def check(self) -> Changes:
         """Raise what is overdue now; refresh the follow-up gauges."""
@@ -168,7 +163,7 @@ class FollowUpAgent:
             pending.append(await self.send(topic, key.encode(), orjson.dumps(doc), None, [VERSION_HEADER]))
         if pending:
             await asyncio.gather(*pending)  # delivered before the state says "notified"
-        self._save(dirty)
+        await self._save(dirty)
         m = self.metrics
         m.followups_open.set(waiting)
         m.followups_overdue.set(overdue)
@@ -187,7 +182,11 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUp
         value_serializer="raw",
     )
     table = app.state_table("followups", "Follow-up state per alert id (orjson documents).")
-    agent = FollowUpAgent(table, settings, send, app.metrics)
+
+    def outbox() -> Records:
+        return Records(cast(Any, app.producer)._ensure_producer())
+
+    agent = FollowUpAgent(table, settings, send, app.metrics, outbox=outbox)
     app.batch_agent(actions, internal)(agent)
 
     @app.timer(settings.followup_check_interval_s, name="followup-sla")  # type: ignore[untyped-decorator]

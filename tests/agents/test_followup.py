@@ -1,0 +1,134 @@
+"""The follow-up batch agent: dead letters, forwarding, and state written before a batch is acked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from agents.followup import FollowUpAgent
+from alerts.pipeline import Pipeline, Record, Topics
+from alerts.policy import AlertPolicy
+from stream.metrics import Metrics
+from stream.partitioning import owner_function
+from stream.settings import Settings
+from tests.factories import raw, survey
+
+SETTINGS = Settings(app_id="unit", partitions=4)
+NOW = datetime(2026, 11, 22, 14, tzinfo=UTC)
+
+
+class Table:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    class changelog_topic:  # noqa: N801 - mirrors Faust's attribute
+        @staticmethod
+        def get_topic_name() -> str:
+            return "followups-changelog"
+
+
+class Outbox:
+    def __init__(self, sent: list[tuple[Any, ...]], error: Exception | None = None) -> None:
+        self.sent, self.error = sent, error
+        self.records: list[tuple[Any, ...]] = []
+
+    def add(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        self.records.append((topic, partition, key, value))
+
+    async def deliver(self) -> int:
+        if self.error is not None and self.records:
+            raise self.error
+        self.sent.extend(self.records)
+        return len(self.records)
+
+
+def message(topic: str, partition: int, value: bytes, offset: int = 1) -> ConsumerMessage:
+    return ConsumerMessage(
+        topic, partition, offset, 1.7e9, 0, [], b"k", value, None, None, None, TP(topic, partition)
+    )
+
+
+def opened(customer_id: str) -> tuple[str, bytes]:
+    """The ``open`` follow-up record the intake pipeline emits for a detractor's alert."""
+    pipeline = Pipeline(
+        Topics("s", "t", "rekey", "alerts", "dlq", followups=SETTINGS.followups_topic),
+        AlertPolicy(),
+        lambda cid: 0,
+    )
+    rec = Record("s", 0, 1, None, raw(survey(customer_id, nps=0)))
+    result = pipeline.process([rec], lambda cid: None, NOW)
+    (emit,) = [e for e in result.emits if e.topic == SETTINGS.followups_topic]
+    assert isinstance(emit.value, dict)
+    return str(emit.value["alert"]["alert_id"]), orjson.dumps(emit.value)
+
+
+def make(error: Exception | None = None) -> tuple[FollowUpAgent, Table, list[tuple[Any, ...]]]:
+    table = Table()
+    sent: list[tuple[Any, ...]] = []
+
+    async def send(*args: Any) -> asyncio.Future[None]:
+        raise AssertionError("the batch path produces through its outbox")
+
+    agent = FollowUpAgent(
+        table, SETTINGS, send, Metrics(), clock=lambda: NOW, outbox=lambda: Outbox(sent, error)
+    )
+    return agent, table, sent
+
+
+def test_an_opened_alert_is_stored_on_its_partition_before_the_batch_returns() -> None:
+    agent, table, sent = make()
+    alert_id, doc = opened("c-1")
+    owner = owner_function(SETTINGS.partitions)(alert_id)
+    asyncio.run(agent([message(SETTINGS.followups_topic, owner, doc)]))
+    ((topic, partition, key, value),) = sent
+    assert (topic, partition, key) == ("followups-changelog", owner, alert_id.encode())
+    assert table.data[alert_id.encode()] == value
+    stored = orjson.loads(value)
+    assert stored["alert_id"] == alert_id and stored["status"] == "open" and stored["due_at"] is not None
+
+
+def test_bad_actions_become_dead_letters_and_foreign_ones_are_forwarded() -> None:
+    agent, _, sent = make()
+    owner = owner_function(SETTINGS.partitions)("a-2")
+    action = {
+        "action_id": "x1",
+        "alert_id": "a-2",
+        "type": "contacted",
+        "actor": "sam",
+        "at": "2026-11-22T13:05:00Z",
+    }
+    other = (owner + 1) % SETTINGS.partitions
+    asyncio.run(
+        agent(
+            [
+                message(SETTINGS.followup_actions_topic, other, b"{not json"),
+                message(SETTINGS.followup_actions_topic, other, orjson.dumps(action), offset=2),
+            ]
+        )
+    )
+    (dlq, forwarded) = sent
+    assert dlq[0] == SETTINGS.dlq_topic and orjson.loads(dlq[3])["error"]["code"] == "invalid_json"
+    assert forwarded[:3] == (SETTINGS.followups_topic, owner, b"a-2")
+    assert orjson.loads(forwarded[3])["op"] == "action"
+
+
+def test_a_refused_write_fails_the_batch() -> None:
+    agent, _, _ = make(RuntimeError("broker said no"))
+    alert_id, doc = opened("c-3")
+    owner = owner_function(SETTINGS.partitions)(alert_id)
+    with pytest.raises(RuntimeError, match="broker said no"):
+        asyncio.run(agent([message(SETTINGS.followups_topic, owner, doc)]))
