@@ -49,10 +49,10 @@ def headers_of(headers: Any) -> Sequence[tuple[str, bytes]]:
 class IntakeAgent:
     """Process one consumer batch: validate, update state, detect, produce.
 
-    Processing is synchronous; delivery is not. Each batch's outputs go out in
-    three stages (outputs, then window buckets, then customers), and a batch's
-    stages start only once the previous batch's are all acknowledged, so the
-    records reach the broker in the same order as if each batch had waited.
+    Processing is synchronous; delivery is not. Each batch's records go out in
+    two stages: its outputs and window buckets are sent at once; its customers
+    only when those, and every earlier batch's, are acknowledged (customer state
+    is cumulative: it must never land before an alert it marks as raised).
     Meanwhile the consumer fetches and processes the next batch; it acks a batch
     only when the delivery this agent returns for it has finished.
     """
@@ -77,7 +77,8 @@ class IntakeAgent:
         self.declared: set[str] = set()
         self.metrics = metrics
         self.clock = clock
-        self.tail: asyncio.Future[None] | None = None  # the newest batch's delivery
+        self.first: asyncio.Future[None] | None = None  # the newest batch's outputs and buckets
+        self.tail: asyncio.Future[None] | None = None  # the newest batch's whole delivery
 
     async def __call__(self, messages: Sequence[Message]) -> asyncio.Future[None]:
         started = time.perf_counter()
@@ -116,10 +117,10 @@ class IntakeAgent:
 
     async def _stage(self, result: BatchResult, n: int, started: float) -> asyncio.Future[None]:
         """Write the batch's state in memory and start its delivery after the previous one's."""
-        # Crash safety without transactions: outputs first, then the window buckets
-        # (which remember the offsets they hold), then the customers. Whatever a crash
-        # cuts off, a replay of the batch re-sends outputs with the same ids, and
-        # neither counts a window twice nor forgets an alert it has not delivered.
+        # Crash safety without transactions: outputs and window buckets (which remember
+        # the input offsets they hold) first, customers only once both are acknowledged.
+        # Whatever a crash cuts off, a replay of the batch re-sends outputs with the same
+        # ids, and neither counts a window twice nor forgets an alert it has not delivered.
         outputs = self.outbox()
         for emit in result.emits:
             if self.declare is not None and emit.topic not in self.declared:
@@ -130,9 +131,8 @@ class IntakeAgent:
             else:
                 value = orjson.dumps(emit.value)
                 outputs.add(emit.topic, emit.partition, emit.key, value, (VERSION_HEADER,))
-        buckets = self.outbox()
         if self.windows is not None:
-            self.windows.save(result.windows, buckets)
+            self.windows.save(result.windows, outputs)
         customers = self.outbox()
         self.store.save(result.dirty, customers)
         if self.held is not None:
@@ -142,14 +142,23 @@ class IntakeAgent:
                 else:
                     self.held.pop(cid, None)
         self.metrics.customers.set(len(self.store))
-        previous = self.tail
+        previous_first, previous = self.first, self.tail
+        sent = await outputs.send()  # on its way now; one request carries it with the previous stages
+
+        async def first() -> None:
+            if previous_first is not None:
+                await previous_first  # a failure before this batch is its failure too
+            if sent:
+                await asyncio.gather(*sent)
+            self._observe_latency(result.emits)
+
+        first_done = self.first = asyncio.ensure_future(first())
 
         async def deliver() -> None:
+            await first_done
             if previous is not None:
-                await previous  # its failure is this batch's failure: nothing after it is acked
-            for stage in (outputs, buckets, customers):
-                await stage.deliver()
-            self._observe_latency(result.emits)
+                await previous
+            await customers.deliver()
             self.metrics.observe(result, n, time.perf_counter() - started)
 
         self.tail = asyncio.ensure_future(deliver())

@@ -8,6 +8,7 @@ worker restarts or a partition moves.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -39,6 +40,8 @@ class Outbox(Protocol):
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None: ...
+
+    async def send(self) -> list[asyncio.Future[Any]]: ...
 
     async def deliver(self) -> int: ...
 

@@ -49,6 +49,17 @@ class Outbox:
     ) -> None:
         self.records.append((topic, partition, key, value))
 
+    async def send(self) -> list[asyncio.Future[None]]:
+        """Like ``Records.send``: the records are on their way; the futures say how it went."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.error is not None and self.records:
+            done.set_exception(self.error)
+        else:
+            self.sent.extend(self.records)
+            done.set_result(None)
+        self.records = []
+        return [done]
+
     async def deliver(self) -> int:
         if self.error is not None and self.records:
             raise self.error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from hypothesis import given
@@ -25,6 +27,9 @@ class Outbox:
         self, topic: str, partition: int | None, key: bytes | None, value: bytes | None, headers: object = ()
     ) -> None:
         self.records.append((topic, partition, key, value))
+
+    async def send(self) -> list[asyncio.Future[None]]:
+        return []
 
     async def deliver(self) -> int:
         return len(self.records)
