@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,52 +18,10 @@ from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
 from tests.factories import raw, survey
+from tests.fakes import Outbox, Sent, Table
 
 SETTINGS = Settings(app_id="unit", partitions=4)
 NOW = datetime(2026, 11, 22, 14, tzinfo=UTC)
-
-
-class Table:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    class changelog_topic:  # noqa: N801 - mirrors Faust's attribute
-        @staticmethod
-        def get_topic_name() -> str:
-            return "followups-changelog"
-
-
-class Outbox:
-    def __init__(self, sent: list[tuple[Any, ...]], error: Exception | None = None) -> None:
-        self.sent, self.error = sent, error
-        self.records: list[tuple[Any, ...]] = []
-
-    def add(
-        self,
-        topic: str,
-        partition: int | None,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
-        self.records.append((topic, partition, key, value))
-
-    async def send(self) -> list[asyncio.Future[None]]:
-        """Like ``Records.send``: the records are on their way; the futures say how it went."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.error is not None and self.records:
-            done.set_exception(self.error)
-        else:
-            self.sent.extend(self.records)
-            done.set_result(None)
-        self.records = []
-        return [done]
-
-    async def deliver(self) -> int:
-        if self.error is not None and self.records:
-            raise self.error
-        self.sent.extend(self.records)
-        return len(self.records)
 
 
 def message(topic: str, partition: int, value: bytes, offset: int = 1) -> ConsumerMessage:
@@ -87,9 +44,9 @@ def opened(customer_id: str) -> tuple[str, bytes]:
     return str(emit.value["alert"]["alert_id"]), orjson.dumps(emit.value)
 
 
-def make(error: Exception | None = None) -> tuple[FollowUpAgent, Table, list[tuple[Any, ...]]]:
-    table = Table()
-    sent: list[tuple[Any, ...]] = []
+def make(error: Exception | None = None) -> tuple[FollowUpAgent, Table, list[Sent]]:
+    table = Table("followups-changelog")
+    sent: list[Sent] = []
 
     async def send(*args: Any) -> asyncio.Future[None]:
         raise AssertionError("the batch path produces through its outbox")
@@ -105,7 +62,7 @@ def test_an_opened_alert_is_stored_on_its_partition_before_the_batch_returns() -
     alert_id, doc = opened("c-1")
     owner = owner_function(SETTINGS.partitions)(alert_id)
     asyncio.run(agent([message(SETTINGS.followups_topic, owner, doc)]))
-    ((topic, partition, key, value),) = sent
+    ((topic, key, value, partition, _),) = sent
     assert (topic, partition, key) == ("followups-changelog", owner, alert_id.encode())
     assert table.data[alert_id.encode()] == value
     stored = orjson.loads(value)
@@ -132,9 +89,11 @@ def test_bad_actions_become_dead_letters_and_foreign_ones_are_forwarded() -> Non
         )
     )
     (dlq, forwarded) = sent
-    assert dlq[0] == SETTINGS.dlq_topic and orjson.loads(dlq[3])["error"]["code"] == "invalid_json"
-    assert forwarded[:3] == (SETTINGS.followups_topic, owner, b"a-2")
-    assert orjson.loads(forwarded[3])["op"] == "action"
+    assert (
+        dlq.topic == SETTINGS.dlq_topic and orjson.loads(dlq.value or b"")["error"]["code"] == "invalid_json"
+    )
+    assert (forwarded.topic, forwarded.partition, forwarded.key) == (SETTINGS.followups_topic, owner, b"a-2")
+    assert orjson.loads(forwarded.value or b"")["op"] == "action"
 
 
 def test_a_refused_write_fails_the_batch() -> None:

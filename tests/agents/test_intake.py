@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import pytest
@@ -20,56 +18,9 @@ from stream.metrics import Metrics
 from stream.settings import Settings
 from stream.state import CustomerStore
 from tests.factories import raw, survey, ticket
+from tests.fakes import Outbox, Sent, Table
 
 TOPICS = Topics("survey-responses", "ticket-events", "rekey", "recovery-alerts", "feedback-dlq")
-
-
-class Table:
-    """Stands in for a Faust table: ``data`` and its changelog topic's name."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    class changelog_topic:  # noqa: N801 - mirrors Faust's attribute
-        @staticmethod
-        def get_topic_name() -> str:
-            return "customers-changelog"
-
-
-class Outbox:
-    """Stands in for ``stream.delivery.Records``: what each delivery stage would produce."""
-
-    def __init__(self, sent: list[tuple[Any, ...]], error: Exception | None) -> None:
-        self.sent, self.error = sent, error
-        self.records: list[tuple[Any, ...]] = []
-
-    def add(
-        self,
-        topic: str,
-        partition: int | None,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
-        self.records.append((topic, key, value, partition, list(headers)))
-
-    async def send(self) -> list[asyncio.Future[None]]:
-        """Like ``Records.send``: the records are on their way; the futures say how it went."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.error is not None and self.records:
-            done.set_exception(self.error)
-        else:
-            self.sent.extend(self.records)
-            done.set_result(None)
-        self.records = []
-        return [done]
-
-    async def deliver(self) -> int:
-        await asyncio.sleep(0)
-        if self.error is not None and self.records:
-            raise self.error
-        self.sent.extend(self.records)
-        return len(self.records)
 
 
 def message(
@@ -91,9 +42,9 @@ def message(
     )
 
 
-def make(send_error: Exception | None = None) -> tuple[IntakeAgent, Table, list[tuple[Any, ...]], Metrics]:
+def make(send_error: Exception | None = None) -> tuple[IntakeAgent, Table, list[Sent], Metrics]:
     table, metrics = Table(), Metrics()
-    sent: list[tuple[Any, ...]] = []
+    sent: list[Sent] = []
     pipeline = Pipeline(TOPICS, AlertPolicy(), lambda cid: 2)
     agent = IntakeAgent(
         pipeline,
@@ -130,7 +81,7 @@ def test_a_batch_sends_alerts_with_the_version_header_and_saves_state_per_partit
     # the gold customer's alert also escalates; its follow-up opens on the internal topic
     assert topics == ["recovery-alerts", "followups", "escalations.billing", "feedback-dlq"]
     assert all(s[4] == [("schema-version", b"1")] for s in sent if s[0] != "followups")
-    assert orjson.loads(sent[0][2])["customer"]["tier"] == "gold"
+    assert orjson.loads(sent[0].value or b"")["customer"]["tier"] == "gold"
     # one changelog record per changed customer per batch, on the customer's partition
     assert [(p, k) for _, k, _, p, _ in changelog] == [(2, b"c1")]
     assert table.data[b"c1"] == changelog[0][2]
@@ -149,7 +100,8 @@ def test_state_written_by_one_batch_is_read_by_the_next() -> None:
     # the edit raised no second alert; its follow-up learns the new score
     outputs = [s for s in sent if s[0] != "customers-changelog"]
     assert [s[0] for s in outputs] == ["recovery-alerts", "followups", "followups"]
-    assert orjson.loads(outputs[2][2])["op"] == "update" and orjson.loads(outputs[2][2])["score"] == 1
+    update = orjson.loads(outputs[2].value or b"")
+    assert update["op"] == "update" and update["score"] == 1
 
 
 def test_customers_go_out_only_after_the_outputs_of_their_batch_and_of_every_earlier_one() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 from hypothesis import given
@@ -12,27 +10,7 @@ from hypothesis import strategies as st
 from alerts.customer import CustomerState
 from schemas.inputs import TicketEvent
 from stream.state import CustomerStore, StateCodec
-
-
-class Table:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, int | None, bytes | None, bytes | None]] = []
-
-    def add(
-        self, topic: str, partition: int | None, key: bytes | None, value: bytes | None, headers: object = ()
-    ) -> None:
-        self.records.append((topic, partition, key, value))
-
-    async def send(self) -> list[asyncio.Future[None]]:
-        return []
-
-    async def deliver(self) -> int:
-        return len(self.records)
+from tests.fakes import Outbox, Sent, Table
 
 
 def customer(held: bool = False) -> CustomerState:
@@ -72,17 +50,17 @@ def test_a_typical_customer_is_stored_in_well_under_half_its_json() -> None:
 
 
 def test_the_store_reads_back_what_it_saved_and_flags_held_surveys() -> None:
-    table, out = Table(), Outbox()
+    table, sent = Table(), list[Sent]()
     store = CustomerStore(table)
-    store.changelog._topic = "customers-changelog"
+    out = Outbox(sent)
     store.save({"c-1": (3, customer()), "c-2": (1, customer(held=True))}, out)
     loaded = store.load("c-1")
     assert loaded is not None and loaded.to_doc() == customer().to_doc()
-    assert [(t, p, k) for t, p, k, _ in out.records] == [
+    assert [(r.topic, r.partition, r.key) for r in out.records] == [
         ("customers-changelog", 3, b"c-1"),
         ("customers-changelog", 1, b"c-2"),
     ]
-    assert table.data[b"c-1"] == out.records[0][3]  # the changelog carries the stored form
+    assert table.data[b"c-1"] == out.records[0].value  # the changelog carries the stored form
     assert store.with_held(lambda cid: 0) == {"c-2": 0}
 
 
