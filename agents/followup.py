@@ -57,6 +57,7 @@ class FollowUpAgent:
         self.settings = settings
         self.send = send
         self.outbox = outbox
+        self.tail: asyncio.Future[None] | None = None  # the newest delivery of state
         self.metrics = metrics
         self.clock = clock
         self.owner = owner_function(settings.partitions)
@@ -80,7 +81,8 @@ class FollowUpAgent:
             dirty[alert_id] = fu
         return fu
 
-    async def __call__(self, messages: Sequence[Message]) -> None:
+    async def __call__(self, messages: Sequence[Message]) -> asyncio.Future[None]:
+        """Apply a batch; returns its delivery (the consumer acks the batch when it is done)."""
         s = self.settings
         dirty: dict[str, FollowUp] = {}
         changes = Changes()
@@ -114,25 +116,41 @@ class FollowUpAgent:
                 elif op == "action":
                     action = doc["action"]
                     apply_action(self._load(action["alert_id"], dirty), action, self.policy, changes)
-        await outputs.deliver()
-        await self._save(dirty)  # delivered before the batch is acked: a crash replays it
         for seconds in changes.contact_seconds:
             self.metrics.time_to_contact.observe(seconds)
         for seconds in changes.resolve_seconds:
             self.metrics.time_to_resolve.observe(seconds)
+        return self._deliver(await outputs.send(), self._save(dirty))
 
     def _outbox(self) -> Outbox:
         if self.outbox is None:
             raise RuntimeError("FollowUpAgent needs an outbox to produce")
         return self.outbox()
 
-    async def _save(self, dirty: dict[str, FollowUp]) -> None:
-        if not dirty:
-            return
+    def _save(self, dirty: dict[str, FollowUp]) -> Outbox:
+        """Write changed follow-ups in memory; returns their changelog records, still to deliver."""
         out = self._outbox()
         for alert_id, fu in dirty.items():
             self.changelog.put(out, self.owner(alert_id), alert_id.encode(), orjson.dumps(fu.to_doc()))
-        await out.deliver()
+        return out
+
+    def _deliver(self, sent: list[asyncio.Future[Any]], state: Outbox) -> asyncio.Future[None]:
+        """State after the outputs it follows, and after every earlier delivery (batches and checks).
+
+        The table in memory changes in call order; its changelog records leave in the same
+        order, so a restart restores the newest state of every follow-up.
+        """
+        previous = self.tail
+
+        async def deliver() -> None:
+            if sent:
+                await asyncio.gather(*sent)
+            if previous is not None:
+                await previous  # its failure is this one's: nothing after it is acked
+            await state.deliver()
+
+        self.tail = asyncio.ensure_future(deliver())
+        return self.tail
 
     async def check(self) -> Changes:
         """Raise what is overdue now; refresh the follow-up gauges."""
@@ -161,9 +179,8 @@ class FollowUpAgent:
                 topic = self.settings.escalations_prefix + doc["queue"]
                 self.metrics.escalations.labels(doc["queue"]).inc()
             pending.append(await self.send(topic, key.encode(), orjson.dumps(doc), None, [VERSION_HEADER]))
-        if pending:
-            await asyncio.gather(*pending)  # delivered before the state says "notified"
-        await self._save(dirty)
+        # the overdue alerts are delivered before the state says "notified"
+        await self._deliver(pending, self._save(dirty))
         m = self.metrics
         m.followups_open.set(waiting)
         m.followups_overdue.set(overdue)

@@ -223,6 +223,9 @@ class Pipeline:
                         out.late[pw.specs[i].name] += 1
                 pw.done(source, rec.offset)
             dirty[cid] = (partition, state)
+        if windows is not None:
+            for p in out.windows:
+                windows(p).flush()
         return out
 
     def _survey(
@@ -321,6 +324,9 @@ class Pipeline:
                 if pw is not None:
                     out.windows.add(partition)
                 out.dirty[cid] = (partition, state)
+        if windows is not None:
+            for p in out.windows:
+                windows(p).flush()
         return out
 
     def _escalate(self, doc: dict[str, Any], out: BatchResult) -> None:

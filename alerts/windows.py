@@ -74,6 +74,12 @@ class PartitionWindows:
     partials: dict[Dim, dict[str, dict[int, Stats]]] = field(default_factory=dict)
     # buckets changed since the last save: (dimension, key), window name, bucket start
     dirty: set[tuple[Dim, str, int]] = field(default_factory=set)
+    # changes not yet in ``partials``: (dimension, finest bucket, mask, removal) -> their sum
+    pending: dict[tuple[Dim, int, int, bool], Stats] = field(default_factory=dict)
+    fine: int = 0  # the finest bucket that every window's buckets are made of (the gcd)
+
+    def __post_init__(self) -> None:
+        self.fine = math.gcd(*(spec.bucket for spec in self.specs))
 
     def observe(self, ts: float) -> None:
         """Advance the watermark to ``ts`` if it is newer."""
@@ -89,30 +95,65 @@ class PartitionWindows:
         return mask
 
     def apply(self, dims: Iterable[Dim], ts: float, stats: Stats, mask: int, sign: float = 1.0) -> None:
-        """Add (or with ``sign=-1`` remove) ``stats`` at ``ts`` in the windows of ``mask``."""
+        """Add (or with ``sign=-1`` remove) ``stats`` at ``ts`` in the windows of ``mask``.
+
+        The change is summed per (dimension, finest bucket, mask) until ``flush``: the
+        events of a batch mostly share those, so the windows' buckets are then updated
+        once per batch instead of once per event and window (the hot path).
+        """
         if self.muted or not mask:
             return
-        # events touch one or two fields of the vector: add only those (the hot path)
-        pairs = [(i, sign * v) for i, v in enumerate(stats) if v]
-        specs = [(spec.name, spec.bucket_of(ts)) for i, spec in enumerate(self.specs) if mask & (1 << i)]
+        pairs = [(i, v) for i, v in enumerate(stats) if v]
+        if sign < 0:
+            pairs = [(i, -v) for i, v in pairs]
+        fine = int(ts // self.fine)
+        removal = sign < 0
+        pending = self.pending
         for dim in dims:
-            windows = self.partials.get(dim)
+            key = (dim, fine, mask, removal)
+            acc = pending.get(key)
+            if acc is None:
+                acc = pending[key] = zero()
+            for i, v in pairs:
+                acc[i] += v
+
+    def flush(self) -> None:
+        """Apply what ``apply`` summed to the windows' buckets: additions first, then removals.
+
+        Additions first, so a removal finds a bucket created earlier in the same batch,
+        as it would one event at a time. (A removal that meets a bucket an addition
+        re-created after it expired changes nothing visible: that bucket is beyond the
+        horizon, and the ``expire`` that always follows drops it again.)
+        """
+        if not self.pending:
+            return
+        items = sorted(self.pending.items(), key=lambda kv: kv[0][3])  # stable: additions first
+        self.pending = {}
+        partials, dirty = self.partials, self.dirty
+        specs = [(1 << i, spec.name, spec.bucket) for i, spec in enumerate(self.specs)]
+        for (dim, fine, mask, removal), acc in items:
+            ts = fine * self.fine
+            pairs = [(i, v) for i, v in enumerate(acc) if v]
+            windows = partials.get(dim)
             if windows is None:
-                windows = self.partials[dim] = {}
-            for name, start in specs:
+                windows = partials[dim] = {}
+            for bit, name, width in specs:
+                if not mask & bit:
+                    continue
+                start = ts // width * width
                 buckets = windows.get(name)
                 if buckets is None:
                     buckets = windows[name] = {}
-                acc = buckets.get(start)
-                if acc is None:
-                    if sign < 0:
+                bucket = buckets.get(start)
+                if bucket is None:
+                    if removal:
                         continue  # its bucket has expired: nothing left to remove
-                    acc = buckets[start] = zero()
+                    bucket = buckets[start] = zero()
                 for i, v in pairs:
-                    acc[i] += v
-                if sign < 0 and not any(acc):
+                    bucket[i] += v
+                if removal and not any(bucket):
                     del buckets[start]
-                self.dirty.add((dim, name, start))
+                dirty.add((dim, name, start))
 
     def begin(self, source: str, offset: int) -> None:
         """Start a record: mute bucket changes if a replay brings one these buckets already hold."""
@@ -126,6 +167,7 @@ class PartitionWindows:
 
     def expire(self) -> None:
         """Drop buckets no event can reach any more (event time, not wall clock)."""
+        self.flush()
         for dim, windows in self.partials.items():
             for spec in self.specs:
                 buckets = windows.get(spec.name)
@@ -139,11 +181,13 @@ class PartitionWindows:
 
     def doc(self, dim: Dim) -> dict[str, Any]:
         """The publishable partial of one (dimension, key)."""
+        self.flush()
         windows = self.partials.get(dim, {})
         return {name: {str(b): s for b, s in buckets.items()} for name, buckets in windows.items()}
 
     def bucket(self, dim: Dim, window: str, start: int) -> Stats | None:
         """One bucket's stats, or None when it is empty or expired."""
+        self.flush()
         return self.partials.get(dim, {}).get(window, {}).get(start)
 
     def load_bucket(self, dim: Dim, window: str, start: int, stats: Stats) -> None:

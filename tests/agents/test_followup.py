@@ -44,6 +44,15 @@ def opened(customer_id: str) -> tuple[str, bytes]:
     return str(emit.value["alert"]["alert_id"]), orjson.dumps(emit.value)
 
 
+def run(agent: FollowUpAgent, batch: list[ConsumerMessage]) -> None:
+    """Hand the agent a batch as the consumer does, and wait for its delivery."""
+
+    async def go() -> None:
+        await (await agent(batch))
+
+    asyncio.run(go())
+
+
 def make(error: Exception | None = None) -> tuple[FollowUpAgent, Table, list[Sent]]:
     table = Table("followups-changelog")
     sent: list[Sent] = []
@@ -61,7 +70,7 @@ def test_an_opened_alert_is_stored_on_its_partition_before_the_batch_returns() -
     agent, table, sent = make()
     alert_id, doc = opened("c-1")
     owner = owner_function(SETTINGS.partitions)(alert_id)
-    asyncio.run(agent([message(SETTINGS.followups_topic, owner, doc)]))
+    run(agent, [message(SETTINGS.followups_topic, owner, doc)])
     ((topic, key, value, partition, _),) = sent
     assert (topic, partition, key) == ("followups-changelog", owner, alert_id.encode())
     assert table.data[alert_id.encode()] == value
@@ -80,13 +89,12 @@ def test_bad_actions_become_dead_letters_and_foreign_ones_are_forwarded() -> Non
         "at": "2026-11-22T13:05:00Z",
     }
     other = (owner + 1) % SETTINGS.partitions
-    asyncio.run(
-        agent(
-            [
-                message(SETTINGS.followup_actions_topic, other, b"{not json"),
-                message(SETTINGS.followup_actions_topic, other, orjson.dumps(action), offset=2),
-            ]
-        )
+    run(
+        agent,
+        [
+            message(SETTINGS.followup_actions_topic, other, b"{not json"),
+            message(SETTINGS.followup_actions_topic, other, orjson.dumps(action), offset=2),
+        ],
     )
     (dlq, forwarded) = sent
     assert (
@@ -101,4 +109,4 @@ def test_a_refused_write_fails_the_batch() -> None:
     alert_id, doc = opened("c-3")
     owner = owner_function(SETTINGS.partitions)(alert_id)
     with pytest.raises(RuntimeError, match="broker said no"):
-        asyncio.run(agent([message(SETTINGS.followups_topic, owner, doc)]))
+        run(agent, [message(SETTINGS.followups_topic, owner, doc)])
