@@ -22,6 +22,7 @@ from alerts.followup import (
     Changes,
     FollowUp,
     FollowUpPolicy,
+    Summary,
     apply_action,
     check_overdue,
     open_alert,
@@ -51,6 +52,8 @@ class FollowUpAgent:
         metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
         outbox: Callable[[], Outbox] | None = None,
+        owned: Callable[[], set[int]] | None = None,
+        restoring: Callable[[], bool] | None = None,
     ) -> None:
         self.table = table
         self.changelog = Changelog(table)
@@ -58,6 +61,9 @@ class FollowUpAgent:
         self.send = send
         self.outbox = outbox
         self.tail: asyncio.Future[None] | None = None  # the newest delivery of state
+        self.owned = owned  # partitions of the follow-ups topic this worker has
+        self.restoring = restoring  # True while tables are being restored after an assignment
+        self.summaries: dict[str, Summary] | None = None  # alert id -> summary; None: to build
         self.metrics = metrics
         self.clock = clock
         self.owner = owner_function(settings.partitions)
@@ -130,8 +136,11 @@ class FollowUpAgent:
     def _save(self, dirty: dict[str, FollowUp]) -> Outbox:
         """Write changed follow-ups in memory; returns their changelog records, still to deliver."""
         out = self._outbox()
+        summaries = self.summaries
         for alert_id, fu in dirty.items():
             self.changelog.put(out, self.owner(alert_id), alert_id.encode(), orjson.dumps(fu.to_doc()))
+            if summaries is not None:
+                summaries[alert_id] = Summary.of(fu, self.policy)
         return out
 
     def _deliver(self, sent: list[asyncio.Future[Any]], state: Outbox) -> asyncio.Future[None]:
@@ -153,23 +162,37 @@ class FollowUpAgent:
         return self.tail
 
     async def check(self) -> Changes:
-        """Raise what is overdue now; refresh the follow-up gauges."""
+        """Raise what is overdue now; refresh the follow-up gauges.
+
+        Reads the summaries kept as follow-ups are saved and decodes only those due;
+        the first check after a start (or a rebalance) builds them from the table.
+        """
         now = self.clock()
         t = now.timestamp()
         changes = Changes()
         dirty: dict[str, FollowUp] = {}
+        if self.summaries is None:
+            if self.restoring is not None and self.restoring():
+                return changes  # the table is still being restored: check when it is complete
+            self.summaries = self._summarise_table()
         waiting = overdue = resolved = total = 0
-        for key, raw in list(self.table.data.items()):
-            fu = FollowUp.from_doc(orjson.loads(raw))
-            if fu.alert is None:
+        due = []
+        for alert_id, summary in self.summaries.items():
+            if not summary.known:
                 continue
             total += 1
-            resolved += fu.status == "resolved"
-            if check_overdue(fu, now, self.policy, changes):
-                dirty[key.decode()] = fu
-            if fu.waiting:
+            resolved += summary.resolved
+            if summary.waiting:
                 waiting += 1
-                overdue += fu.due_at is not None and t >= fu.due_at
+                overdue += summary.due_at is not None and t >= summary.due_at
+            if summary.next_check_at is not None and t >= summary.next_check_at:
+                due.append(alert_id)
+        for alert_id in due:
+            raw = self.table.data.get(alert_id.encode())
+            if raw is not None:
+                fu = FollowUp.from_doc(orjson.loads(raw))
+                if check_overdue(fu, now, self.policy, changes):
+                    dirty[alert_id] = fu
         pending = []
         for role, key, doc in changes.outputs:
             if role == "alert":
@@ -187,6 +210,19 @@ class FollowUpAgent:
         m.close_rate.set(resolved / total if total else float("nan"))
         return changes
 
+    def _summarise_table(self) -> dict[str, Summary]:
+        owned = self.owned() if self.owned is not None else None
+        summaries = {}
+        for key, raw in list(self.table.data.items()):
+            alert_id = key.decode()
+            if owned is None or self.owner(alert_id) in owned:  # not a partition moved away
+                summaries[alert_id] = Summary.of(FollowUp.from_doc(orjson.loads(raw)), self.policy)
+        return summaries
+
+    def forget(self) -> None:
+        """Partitions moved: rebuild the summaries from the table at the next check."""
+        self.summaries = None
+
 
 def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUpAgent:
     """Declare the follow-up topics, table, batch agent and SLA timer on ``app``."""
@@ -203,7 +239,24 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUp
     def outbox() -> Records:
         return Records(cast(Any, app.producer)._ensure_producer())
 
-    agent = FollowUpAgent(table, settings, send, app.metrics, outbox=outbox)
+    def owned() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.followups_topic}
+
+    agent = FollowUpAgent(
+        table,
+        settings,
+        send,
+        app.metrics,
+        outbox=outbox,
+        owned=owned,
+        restoring=lambda: bool(app.in_recovery),
+    )
+
+    async def _moved(sender: Any, *args: Any, **kwargs: Any) -> None:
+        agent.forget()
+
+    app.on_partitions_revoked.connect(_moved)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(_moved)  # type: ignore[arg-type]
     app.batch_agent(actions, internal)(agent)
 
     @app.timer(settings.followup_check_interval_s, name="followup-sla")  # type: ignore[untyped-decorator]

@@ -157,6 +157,36 @@ def apply_action(fu: FollowUp, action: dict[str, Any], policy: FollowUpPolicy, o
         fu.due_at = at + policy.due_after(fu.alert["severity"], fu.alert.get("customer_tier"))
 
 
+def next_check_at(fu: FollowUp, policy: FollowUpPolicy) -> float | None:
+    """The first time ``check_overdue`` would act on ``fu`` (epoch seconds), or None if never.
+
+    Lets the SLA timer look only at follow-ups that are due instead of decoding them all.
+    """
+    if not fu.waiting or fu.due_at is None or fu.notices >= policy.max_notices:
+        return None
+    if fu.last_notice_at is None:
+        return fu.due_at
+    return max(fu.due_at, fu.last_notice_at + policy.renotify_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the SLA timer needs to know of a follow-up without decoding it."""
+
+    next_check_at: float | None
+    known: bool  # its alert has arrived
+    waiting: bool
+    due_at: float | None
+    resolved: bool
+
+    @classmethod
+    def of(cls, fu: FollowUp, policy: FollowUpPolicy) -> Summary:
+        """The summary of ``fu``."""
+        return cls(
+            next_check_at(fu, policy), fu.alert is not None, fu.waiting, fu.due_at, fu.status == "resolved"
+        )
+
+
 def check_overdue(fu: FollowUp, now: datetime, policy: FollowUpPolicy, out: Changes) -> bool:
     """Raise ``followup_overdue`` (and escalate to the lead's queue) when due; True if it did."""
     t = now.timestamp()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -110,3 +110,44 @@ def test_a_refused_write_fails_the_batch() -> None:
     owner = owner_function(SETTINGS.partitions)(alert_id)
     with pytest.raises(RuntimeError, match="broker said no"):
         run(agent, [message(SETTINGS.followups_topic, owner, doc)])
+
+
+def test_the_sla_check_finds_overdue_follow_ups_from_summaries_and_after_a_rebuild() -> None:
+    table = Table("followups-changelog")
+    sent: list[Sent] = []
+    notices: list[tuple[str, bytes | None]] = []
+    clock = [NOW]
+    restoring = [False]
+
+    async def send(topic: str, key: bytes | None, *rest: Any) -> asyncio.Future[None]:
+        notices.append((topic, key))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    agent = FollowUpAgent(
+        table,
+        SETTINGS,
+        send,
+        Metrics(),
+        clock=lambda: clock[0],
+        outbox=lambda: Outbox(sent),
+        restoring=lambda: restoring[0],
+    )
+    alert_id, doc = opened("c-9")
+    run(agent, [message(SETTINGS.followups_topic, owner_function(SETTINGS.partitions)(alert_id), doc)])
+    asyncio.run(agent.check())  # builds the summaries: nothing is due yet
+    assert notices == [] and agent.summaries is not None and alert_id in agent.summaries
+    clock[0] = NOW + timedelta(days=30)
+    asyncio.run(agent.check())
+    lead = SETTINGS.escalations_prefix + "triage-lead"  # a survey with no team goes to triage
+    assert [t for t, _ in notices] == [SETTINGS.recovery_alerts_topic, lead]
+    # after a rebalance the summaries are rebuilt from the table, once it is restored
+    agent.forget()
+    restoring[0] = True
+    asyncio.run(agent.check())
+    assert agent.summaries is None
+    restoring[0] = False
+    clock[0] = NOW + timedelta(days=31)
+    asyncio.run(agent.check())
+    assert len(notices) == 4  # the second (and last) notice

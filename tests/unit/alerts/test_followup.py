@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alerts.followup import (
     Changes,
     FollowUp,
     FollowUpPolicy,
     apply_action,
     check_overdue,
+    next_check_at,
     open_alert,
     update_alert,
 )
@@ -107,3 +111,35 @@ def test_an_edit_that_no_longer_qualifies_withdraws_the_follow_up() -> None:
     assert fu.alert is not None and fu.alert["score"] == 1 and fu.status == "open"
     update_alert(fu, None)
     assert fu.status == "withdrawn" and not check_overdue(fu, at(500), POLICY, out)
+
+
+@given(
+    st.sampled_from(["open", "acknowledged", "reopened", "contacted", "resolved", "withdrawn"]),
+    st.booleans(),
+    st.one_of(st.none(), st.floats(0, 10_000)),
+    st.integers(0, 3),
+    st.one_of(st.none(), st.floats(0, 10_000)),
+    st.lists(st.floats(0, 20_000), min_size=1, max_size=12),
+)
+def test_next_check_at_is_exactly_when_the_check_would_act(
+    status: str,
+    known: bool,
+    due: float | None,
+    notices: int,
+    last_notice: float | None,
+    checks: list[float],
+) -> None:
+    """The SLA timer decodes only follow-ups past ``next_check_at``: it must never miss one."""
+    fu = FollowUp(
+        "a1",
+        alert=alert() if known else None,
+        status=status,
+        due_at=None if due is None else T0.timestamp() + due,
+        notices=notices,
+        last_notice_at=None if last_notice is None else T0.timestamp() + last_notice,
+    )
+    for seconds in sorted(checks):  # a timer's checks, in clock order
+        expected = next_check_at(fu, POLICY)
+        now = T0 + timedelta(seconds=seconds)
+        acted = check_overdue(fu, now, POLICY, Changes())
+        assert acted == (expected is not None and now.timestamp() >= expected)
