@@ -40,30 +40,53 @@ class Snapshots:
         self.trend = settings.trend_policy()
         self.metrics = metrics
         self.clock = clock
-        self.dirty: set[str] | None = None  # None: everything (first run after a start)
+        self.dirty: set[str] = set()  # keys changed since the last snapshot
+        # dimension␟key -> partition -> (watermark, {window: {bucket start: stats}}): the
+        # table decoded once and then kept up to date by ``apply`` (None: to build)
+        self.view: dict[str, dict[str, tuple[float, dict[str, dict[str, Any]]]]] | None = None
         self.exported: dict[str, set[str]] = {}
         self.active_trends: set[tuple[str, str, str]] = set()
 
-    def merged(self) -> dict[str, list[tuple[float, dict[str, Any]]]]:
-        """``dimension␟key`` -> [(watermark, partial doc) per partition] for dirty keys.
+    def apply(self, dimkey: str, partition: str, watermark: float, buckets: list[Any]) -> None:
+        """A partition's new partial of ``dimension␟key`` (already written to the table)."""
+        self.dirty.add(dimkey)
+        if self.view is None:
+            return  # built from the table, this change included, at the next snapshot
+        by_p = self.view.setdefault(dimkey, {})
+        _, doc = by_p.get(partition, (0.0, {}))
+        for window, start, stats in buckets:
+            if stats is None:
+                doc.get(window, {}).pop(str(start), None)
+            else:
+                doc.setdefault(window, {})[str(start)] = stats
+        by_p[partition] = (watermark, doc)
 
-        Table keys: ``dimension␟key␟partition`` (watermark) and
-        ``dimension␟key␟partition␟window␟start`` (one bucket's stats).
-        """
-        parts: dict[str, dict[str, tuple[float, dict[str, Any]]]] = {}
+    def _build(self) -> dict[str, dict[str, tuple[float, dict[str, dict[str, Any]]]]]:
+        """Decode the whole table (once after a start): every key counts as changed."""
+        view: dict[str, dict[str, tuple[float, dict[str, dict[str, Any]]]]] = {}
         for key, raw in list(self.table.data.items()):
             fields = key.decode().split(SEP)
             dimkey = f"{fields[0]}{SEP}{fields[1]}"
-            if self.dirty is not None and dimkey not in self.dirty:
-                continue
-            wm, doc = parts.setdefault(dimkey, {}).get(fields[2], (0.0, {}))
+            by_p = view.setdefault(dimkey, {})
+            wm, doc = by_p.get(fields[2], (0.0, {}))
             if len(fields) == 3:
                 wm = float(orjson.loads(raw))
             else:
                 doc.setdefault(fields[3], {})[fields[4]] = orjson.loads(raw)
-            parts[dimkey][fields[2]] = (wm, doc)
-        self.dirty = set()
-        return {dimkey: list(by_p.values()) for dimkey, by_p in parts.items()}
+            by_p[fields[2]] = (wm, doc)
+        self.dirty.update(view)
+        return view
+
+    def merged(self) -> dict[str, list[tuple[float, dict[str, Any]]]]:
+        """``dimension␟key`` -> [(watermark, partial doc) per partition] for the changed keys.
+
+        Table keys: ``dimension␟key␟partition`` (watermark) and
+        ``dimension␟key␟partition␟window␟start`` (one bucket's stats).
+        """
+        if self.view is None:
+            self.view = self._build()
+        dirty, self.dirty = self.dirty, set()
+        return {k: list(self.view[k].values()) for k in dirty if k in self.view}
 
     def outputs(self) -> tuple[list[tuple[bytes, dict[str, Any]]], list[tuple[bytes, dict[str, Any]]]]:
         """Snapshot records and trend alerts for every key changed since the last call."""
@@ -143,11 +166,17 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
                     table.pop(key, None)  # expired at its partition
                 else:
                     table[key] = compact(orjson.dumps(stats))
-            if snapshots.dirty is not None:
-                snapshots.dirty.add(event.key.decode())
+            snapshots.apply(event.key.decode(), str(doc["p"]), doc["wm"], doc["b"])
+
+    async def _moved(sender: Any, *args: Any, **kwargs: Any) -> None:
+        snapshots.view = None  # rebuilt from the table once it is restored
+
+    app.on_partitions_assigned.connect(_moved)  # type: ignore[arg-type]
 
     @app.timer(interval, name="emit-window-snapshots")  # type: ignore[untyped-decorator]
     async def emit() -> None:
+        if snapshots.view is None and app.in_recovery:
+            return  # the merged table is still being restored
         records, trends = snapshots.outputs()
         pending = []
         for key, rec in records:

@@ -78,8 +78,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp, (m, n) in restored.items():
             if metrics is not None:
                 metrics.restored.labels(tp.topic).inc(n)
+            if not self.flow_active:
+                continue  # a rebalance began: recovery starts over once it is done
             args = (m.timestamp, m.timestamp_type, m.headers, m.key, m.value, None)
-            await self.callback(Message(m.topic, m.partition, -1, *args, tp=tp))
+            # Faust's changelog queue blocks while the flow is suspended: a rebalance that
+            # starts now must not leave this loop waiting on it (that deadlocked a restart)
+            poke = Message(m.topic, m.partition, -1, *args, tp=tp)
+            await self.wait_first(self.callback(poke), self.suspend_flow.wait())
 
     async def _settle(self, in_flight: deque[tuple[asyncio.Future[None], list[Message]]], limit: int) -> None:
         """Ack the batches whose outputs are delivered, oldest first; wait while over ``limit``."""
@@ -136,10 +141,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
                                 else:
                                     data[key] = message.value
                                 restored[tp] = (message, restored.get(tp, (message, 0))[1] + 1)
-                        elif tp.topic.endswith("-changelog") and self.flow_active:
-                            # table recovery reads millions of these: skip the two tasks per
-                            # message; a rebalance still stops this loop by cancelling it
-                            await callback(message)
                         else:
                             await self.wait_first(callback(message), self.suspend_flow.wait())
                     else:
