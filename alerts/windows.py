@@ -77,6 +77,9 @@ class PartitionWindows:
     # changes not yet in ``partials``: (dimension, finest bucket, mask, removal) -> their sum
     pending: dict[tuple[Dim, int, int, bool], Stats] = field(default_factory=dict)
     fine: int = 0  # the finest bucket that every window's buckets are made of (the gcd)
+    # window -> the horizon's bucket index at the last expiry scan; ``stale``: scan next time
+    expired_at: dict[str, int] = field(default_factory=dict)
+    stale: bool = True
 
     def __post_init__(self) -> None:
         self.fine = math.gcd(*(spec.bucket for spec in self.specs))
@@ -131,6 +134,7 @@ class PartitionWindows:
         self.pending = {}
         partials, dirty = self.partials, self.dirty
         specs = [(1 << i, spec.name, spec.bucket) for i, spec in enumerate(self.specs)]
+        horizons = {spec.name: spec.size + self.grace for spec in self.specs}  # behind the watermark
         for (dim, fine, mask, removal), acc in items:
             ts = fine * self.fine
             pairs = [(i, v) for i, v in enumerate(acc) if v]
@@ -149,6 +153,8 @@ class PartitionWindows:
                     if removal:
                         continue  # its bucket has expired: nothing left to remove
                     bucket = buckets[start] = zero()
+                    if start + width <= self.watermark - horizons[name]:
+                        self.stale = True  # re-created behind the horizon: expire it again
                 for i, v in pairs:
                     bucket[i] += v
                 if removal and not any(bucket):
@@ -166,18 +172,33 @@ class PartitionWindows:
         self.muted = False
 
     def expire(self) -> None:
-        """Drop buckets no event can reach any more (event time, not wall clock)."""
+        """Drop buckets no event can reach any more (event time, not wall clock).
+
+        Which buckets have expired changes only when a window's horizon crosses a bucket
+        boundary, so the scan over every (dimension, key) runs only then (or after a
+        bucket was re-created behind the horizon): a batch every few milliseconds must
+        not pay for all the keys of its partition.
+        """
         self.flush()
+        due = []
+        for spec in self.specs:
+            horizon = self.watermark - spec.size - self.grace
+            mark = math.floor(horizon / spec.bucket)
+            if self.stale or self.expired_at.get(spec.name) != mark:
+                self.expired_at[spec.name] = mark
+                due.append((spec.name, spec.bucket, horizon))
+        self.stale = False
+        if not due:
+            return
         for dim, windows in self.partials.items():
-            for spec in self.specs:
-                buckets = windows.get(spec.name)
+            for name, width, horizon in due:
+                buckets = windows.get(name)
                 if not buckets:
                     continue
-                horizon = self.watermark - spec.size - self.grace
-                old = [b for b in buckets if b + spec.bucket <= horizon]
+                old = [b for b in buckets if b + width <= horizon]
                 for b in old:
                     del buckets[b]
-                    self.dirty.add((dim, spec.name, b))
+                    self.dirty.add((dim, name, b))
 
     def doc(self, dim: Dim) -> dict[str, Any]:
         """The publishable partial of one (dimension, key)."""
@@ -193,9 +214,11 @@ class PartitionWindows:
     def load_bucket(self, dim: Dim, window: str, start: int, stats: Stats) -> None:
         """Restore one bucket."""
         self.partials.setdefault(dim, {}).setdefault(window, {})[start] = list(stats)
+        self.stale = True
 
     def load(self, dim: Dim, doc: dict[str, Any]) -> None:
         """Restore one partial written by ``doc``."""
+        self.stale = True
         self.partials[dim] = {
             name: {int(b): list(s) for b, s in buckets.items()} for name, buckets in doc.items()
         }

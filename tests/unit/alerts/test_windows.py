@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from alerts.customer import ANSWER_FIELDS, CustomerState
 from alerts.pipeline import Pipeline, Record, Topics
 from alerts.policy import AlertPolicy
-from alerts.scores import values
+from alerts.scores import answer_stats, values
 from alerts.windows import PartitionWindows, merged_stats, parse_windows
 from schemas.common import format_timestamp
 from tests.factories import raw
@@ -185,3 +185,24 @@ def test_a_replay_after_a_crash_counts_nothing_twice(
                 for row in d["a"]:
                     row[mask] = None
     assert after == customers
+
+
+@given(st.lists(st.tuples(st.floats(0, 20_000), st.booleans()), min_size=1, max_size=40))
+def test_expiry_skipping_scans_drops_exactly_what_a_full_scan_drops(
+    steps: list[tuple[float, bool]],
+) -> None:
+    """``expire`` scans only when a horizon crosses a bucket boundary or a bucket was re-created behind it."""
+    base = T0.timestamp()
+    fast, full = PartitionWindows(SPECS, GRACE), PartitionWindows(SPECS, GRACE)
+    for offset, behind in steps:
+        for pw in (fast, full):
+            ts = base + offset
+            pw.observe(ts)
+            # ``behind``: an addition with a stale mask, as a re-attribution makes, maybe behind the horizon
+            mask = 0b11 if behind else pw.open_mask(ts)
+            at = ts - 3 * 3600 if behind else ts
+            pw.apply([("team", "red")], at, answer_stats(9, None, None, None, None, None), mask)
+        fast.expire()
+        full.stale = True  # always scan
+        full.expire()
+        assert fast.partials == full.partials
