@@ -11,18 +11,19 @@ Partials replace (not add to) what came before, so a replay changes nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
+from faust.types import Message
 
-import stream.codec  # noqa: F401 - registers the orjson codec
 from agents.intake import VERSION_HEADER, utc_now
 from alerts.snapshots import snapshot_records, trend_alerts
+from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.state import SEP, WindowStore, compact
+from stream.state import SEP, Changelog, WindowStore
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -136,7 +137,7 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
         partitions=settings.partitions,
         internal=True,
         key_serializer="raw",
-        value_serializer="orjson",
+        value_serializer="raw",
     )
     table = app.state_table(
         "window-merged", "Latest window partial of every (dimension, key) from every input partition."
@@ -154,19 +155,23 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
         for fut in pending:
             await fut
 
-    @app.agent(partials, name="merge-window-partials")
-    async def merge(stream: Any) -> None:
-        async for event in stream.events():
-            doc = event.value  # decoded by the orjson codec
-            base = event.key + f"{SEP}{doc['p']}".encode()
-            table[base] = compact(orjson.dumps(doc["wm"]))
+    changelog = Changelog(table)
+
+    async def merge(messages: Sequence[Message]) -> None:
+        """A batch of partials: the latest of each (dimension, key, input partition) replaces the last."""
+        out = Records(cast(Any, app.producer)._ensure_producer())
+        for m in messages:
+            doc = orjson.loads(m.value or b"{}")
+            base = (m.key or b"") + f"{SEP}{doc['p']}".encode()
+            changelog.put(out, m.partition, base, orjson.dumps(doc["wm"]))
             for window, start, stats in doc["b"]:
                 key = base + f"{SEP}{window}{SEP}{start}".encode()
-                if stats is None:
-                    table.pop(key, None)  # expired at its partition
-                else:
-                    table[key] = compact(orjson.dumps(stats))
-            snapshots.apply(event.key.decode(), str(doc["p"]), doc["wm"], doc["b"])
+                # None: the bucket expired at its partition (a tombstone here too)
+                changelog.put(out, m.partition, key, None if stats is None else orjson.dumps(stats))
+            snapshots.apply((m.key or b"").decode(), str(doc["p"]), doc["wm"], doc["b"])
+        await out.deliver()  # the merged table's changelog, before the batch is acked
+
+    app.batch_agent(partials)(merge)
 
     async def _moved(sender: Any, *args: Any, **kwargs: Any) -> None:
         snapshots.view = None  # rebuilt from the table once it is restored

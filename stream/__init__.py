@@ -1,1 +1,1 @@
-"""Runtime wiring: settings, the Faust app, topics, codec, metrics, brokers and the CLI."""
+"""Runtime wiring: settings, the Faust app, batch consumer, delivery, state, topics, metrics and the CLI."""

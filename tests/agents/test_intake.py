@@ -177,6 +177,7 @@ def test_the_app_subscribes_batch_topics_once() -> None:
         "unit-app-rekey",
         "followup-actions",
         "unit-app-followups",
+        "unit-app-window-partials",
     }
     assert {t for topic in app.topics for t in topic.topics} >= set(app.batch_handlers)
     with pytest.raises(ValueError, match="already has a batch agent"):
