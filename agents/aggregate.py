@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.types import Message
 
 from agents.intake import VERSION_HEADER, utc_now
 from alerts.snapshots import snapshot_records, trend_alerts
-from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.settings import Settings
 from stream.state import SEP, Changelog, WindowStore
@@ -159,7 +158,7 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
 
     async def merge(messages: Sequence[Message]) -> None:
         """A batch of partials: the latest of each (dimension, key, input partition) replaces the last."""
-        out = Records(cast(Any, app.producer)._ensure_producer())
+        out = app.outbox()
         for m in messages:
             doc = orjson.loads(m.value or b"{}")
             base = (m.key or b"") + f"{SEP}{doc['p']}".encode()

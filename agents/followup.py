@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.types import Message
@@ -31,7 +31,6 @@ from alerts.followup import (
 from alerts.pipeline import Record, dead_letter
 from schemas.inputs import FollowupAction
 from schemas.validate import Rejection, parse
-from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
@@ -236,9 +235,6 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUp
     )
     table = app.state_table("followups", "Follow-up state per alert id (orjson documents).")
 
-    def outbox() -> Records:
-        return Records(cast(Any, app.producer)._ensure_producer())
-
     def owned() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.followups_topic}
 
@@ -247,7 +243,7 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUp
         settings,
         send,
         app.metrics,
-        outbox=outbox,
+        outbox=app.outbox,
         owned=owned,
         restoring=lambda: bool(app.in_recovery),
     )

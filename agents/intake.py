@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.types import Message
 
 from alerts.pipeline import BatchResult, Emit, Pipeline, Record, Topics
 from schemas.common import SCHEMA_VERSION
-from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
@@ -215,7 +214,7 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         if topic not in declared:  # a queue first used now (rules may name queues by team)
             await app.topic(topic, partitions=settings.partitions).declare()
             # its metadata, so records with a key can be placed on their partition
-            await cast(Any, app.producer)._ensure_producer().partitions_for(topic)
+            await app.kafka_producer().partitions_for(topic)
             declared.add(topic)
 
     async def send(
@@ -228,9 +227,6 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         await declare(topic)
         return await app.producer.send(topic, key, value, partition, None, headers)
 
-    def outbox() -> Records:
-        return Records(cast(Any, app.producer)._ensure_producer())
-
     windows_table = app.state_table(
         "windows", "Per-partition rolling-window buckets and watermarks (orjson documents)."
     )
@@ -238,7 +234,7 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
     agent = IntakeAgent(
         pipeline,
         CustomerStore(table),
-        outbox,
+        app.outbox,
         app.metrics,
         windows=windows,
         declare=declare,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.batching import BatchHandler, BatchTransport
+from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.settings import Settings
 
@@ -31,6 +32,14 @@ class SurveyApp(faust.App):
         )
         self.raw_tables.append(table)
         return table
+
+    def kafka_producer(self) -> Any:
+        """The aiokafka producer under Faust's (started with the app)."""
+        return cast(Any, self.producer)._ensure_producer()
+
+    def outbox(self) -> Records:
+        """A fresh delivery stage: records grouped into one Kafka record batch per partition."""
+        return Records(self.kafka_producer())
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
