@@ -33,9 +33,13 @@ KIND_HEADER = "survey-alerts-kind"
 ORIGIN_HEADER = "survey-alerts-origin"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """One consumed Kafka record, independent of the client library."""
+    """One consumed Kafka record, independent of the client library (read-only by convention).
+
+    Not ``frozen``: one is built per consumed record, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) costs four times as much.
+    """
 
     topic: str
     partition: int

@@ -184,6 +184,7 @@ class CustomerStore:
         return found
 
 
+_NONE: dict[Any, Any] = {}
 SEP = "\x1f"  # unit separator: cannot clash with team or channel names
 Bucket = tuple[Dim, str, int]
 
@@ -246,14 +247,16 @@ class WindowStore:
 
     def save(self, partitions: set[int], out: Outbox) -> None:
         """Expire the changed buckets of ``partitions``, write them and queue their records in ``out``."""
-        put = self.changelog.put
+        put, dumps = self.changelog.put, orjson.dumps
         for p in partitions:
             pw = self.cache[p]
-            pw.expire()
+            pw.expire()  # also applies what the batch summed: ``partials`` is current below
             prefix = str(p)
+            partials = pw.partials
             for b in pw.dirty:
-                stats = pw.bucket(*b)
-                put(out, p, bucket_key(prefix, b), orjson.dumps(stats) if stats is not None else None)
+                dim, window, start = b
+                stats = partials.get(dim, _NONE).get(window, _NONE).get(start)
+                put(out, p, bucket_key(prefix, b), dumps(stats) if stats is not None else None)
             self.unpublished.setdefault(p, set()).update(pw.dirty)
             pw.dirty.clear()
             put(out, p, prefix.encode(), orjson.dumps({"wm": pw.watermark, "applied": pw.applied}))
