@@ -86,7 +86,7 @@ def count_answer(pw: PartitionWindows, previous: Answer | None, answer: Answer, 
     pw.apply(dims, answer.submitted_at, stats_of(answer), mask)
     answer.dims = [[d, k] for d, k in dims]
     answer.windows = mask
-    return [i for i in range(len(pw.specs)) if not mask & (1 << i)]
+    return pw.late(mask)
 
 
 def ticket_stats(ev: TicketEvent, ticket: Ticket, at: float, first_response: bool) -> Stats | None:
@@ -134,7 +134,7 @@ def count_ticket(
         return []
     mask = pw.open_mask(at)
     pw.apply(ticket_dims(ticket), at, stats, mask)
-    return [i for i in range(len(pw.specs)) if not mask & (1 << i)]
+    return pw.late(mask)
 
 
 @dataclass(frozen=True)

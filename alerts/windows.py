@@ -77,12 +77,16 @@ class PartitionWindows:
     # changes not yet in ``partials``: (dimension, finest bucket, mask, removal) -> their sum
     pending: dict[tuple[Dim, int, int, bool], Stats] = field(default_factory=dict)
     fine: int = 0  # the finest bucket that every window's buckets are made of (the gcd)
+    full: int = 0  # the mask with every window open
+    reach: float = 0.0  # how far behind the watermark every window is still open
     # window -> the horizon's bucket index at the last expiry scan; ``stale``: scan next time
     expired_at: dict[str, int] = field(default_factory=dict)
     stale: bool = True
 
     def __post_init__(self) -> None:
         self.fine = math.gcd(*(spec.bucket for spec in self.specs))
+        self.full = (1 << len(self.specs)) - 1
+        self.reach = min(spec.size for spec in self.specs) + self.grace
 
     def observe(self, ts: float) -> None:
         """Advance the watermark to ``ts`` if it is newer."""
@@ -91,6 +95,8 @@ class PartitionWindows:
 
     def open_mask(self, ts: float) -> int:
         """Bit i set when window ``specs[i]`` still accepts an event at ``ts``."""
+        if ts >= self.watermark - self.reach:
+            return self.full  # the common case: recent enough for the shortest window
         mask = 0
         for i, spec in enumerate(self.specs):
             if ts >= self.watermark - spec.size - self.grace:
@@ -160,6 +166,12 @@ class PartitionWindows:
                 if removal and not any(bucket):
                     del buckets[start]
                 dirty.add((dim, name, start))
+
+    def late(self, mask: int) -> list[int]:
+        """Indexes of the windows missing from ``mask`` (an event too old for them)."""
+        if mask == self.full:
+            return []
+        return [i for i in range(len(self.specs)) if not mask & (1 << i)]
 
     def begin(self, source: str, offset: int) -> None:
         """Start a record: mute bucket changes if a replay brings one these buckets already hold."""
