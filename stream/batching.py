@@ -24,6 +24,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
 from mode import Service
+from mode.utils.futures import notify
 
 # A batch agent returns None when the batch is done, or an awaitable that finishes
 # when its outputs are delivered: the consumer fetches and hands over the next
@@ -95,8 +96,65 @@ class BatchConsumer(faust_aiokafka.Consumer):
         while in_flight and (in_flight[0][0].done() or len(in_flight) > limit):
             delivered, messages = in_flight.popleft()
             await delivered  # a failed delivery stops the worker with nothing acked
-            for message in messages:
-                self.ack(message)
+            self.ack_batch(messages)
+
+    def ack_batch(self, messages: Sequence[Message]) -> None:
+        """``ack`` every message of a batch: Faust's bookkeeping, done once per partition.
+
+        The same state as calling ``Consumer.ack`` per message (acked flags, the acked
+        offsets and their index, the count that triggers a commit), which costs a lock,
+        a topic lookup and a notification per message.
+        """
+        if not messages:
+            return
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        by_tp: dict[Any, list[int]] = {}
+        for message in messages:
+            if not message.acked:
+                message.acked = True
+                by_tp.setdefault(message.tp, []).append(message.offset)
+        added = 0
+        for tp, offsets in by_tp.items():
+            if not acks_enabled_for(tp.topic):
+                continue
+            committed = self._committed_offset[tp]
+            index = self._acked_index[tp]
+            acked = self._acked[tp]
+            for offset in offsets:
+                if (committed is None or offset >= committed) and offset not in index:
+                    index.add(offset)
+                    acked.append(offset)
+                    added += 1
+        self._n_acked += added
+        notify(self._waiting_for_ack)
+
+    async def fetch(self, timeout: float) -> list[tuple[Any, list[Message]]]:
+        """One fetch's messages per topic-partition (Faust's ``getmany``, a partition at a time).
+
+        ``getmany`` is an async generator that, per message, yields, looks up the
+        partition's high-water mark and reports it to the monitor; here that is done
+        once per partition. Like ``getmany``, it returns nothing while the flow is
+        suspended (after seeking back to the committed offsets) and drops partitions
+        no longer active.
+        """
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return []
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # as Faust's getmany: the next rebalance seeks again
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return []
+        to_message = self._to_message
+        track = self.app.monitor.track_tp_end_offset
+        out: list[tuple[Any, list[Message]]] = []
+        for tp, batch in records.items():
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            track(tp, self.highwater(tp))
+            out.append((tp, [to_message(tp, record) for record in batch]))
+        return out
 
     async def _drain_messages(self, fetcher: Any) -> None:
         handlers = self.batch_handlers()
@@ -117,43 +175,50 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self.sleep(0)
                 if self.should_stop:
                     break
-                async for tp, message in self.getmany(timeout=1.0):
-                    offset = message.offset
-                    r_offset = read_offset[tp]
-                    if r_offset is not None and offset < r_offset:
-                        continue  # already seen (a seek went back): Faust drops these too
-                    if r_offset is not None and offset - r_offset > 1 and acks_enabled_for(tp.topic):
-                        await self._add_gap(tp, r_offset + 1, offset)
+                for tp, messages in await self.fetch(timeout=1.0):
+                    if not self.flow_active or self.app.consumer_generation_id != generation:
+                        break  # a rebalance began: as Faust's getmany, stop handing records on
                     handler = handlers.get(tp.topic)
-                    if handler is None:
-                        data = restorable.get(tp.topic)
-                        offsets = None
-                        if data is not None:
-                            if tp in recovery.active_tps:
-                                offsets = active_offsets
-                            elif tp in recovery.standby_tps:
-                                offsets = standby_offsets
-                        if data is not None and offsets is not None:
-                            # a table of raw bytes: apply the record here instead of one
-                            # Faust event, one queue hop and one task per record
-                            seen = offsets.get(tp)
-                            if seen is None or offset > seen:
-                                offsets[tp] = offset
-                                key = cast(bytes, message.key)
-                                if message.value is None:
-                                    data.pop(key, None)
-                                else:
-                                    data[key] = message.value
-                                restored[tp] = (message, restored.get(tp, (message, 0))[1] + 1)
+                    if handler is not None:
+                        batch = batches.setdefault(handler, [])
+                    for message in messages:
+                        offset = message.offset
+                        r_offset = read_offset[tp]
+                        if r_offset is not None and offset < r_offset:
+                            continue  # already seen (a seek went back): Faust drops these too
+                        if r_offset is not None and offset - r_offset > 1 and acks_enabled_for(tp.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if handler is not None:
+                            batch.append(message)
                         else:
-                            await self.wait_first(callback(message), self.suspend_flow.wait())
-                    else:
-                        batches.setdefault(handler, []).append(message)
-                    read_offset[tp] = offset
+                            data = restorable.get(tp.topic)
+                            offsets = None
+                            if data is not None:
+                                if tp in recovery.active_tps:
+                                    offsets = active_offsets
+                                elif tp in recovery.standby_tps:
+                                    offsets = standby_offsets
+                            if data is not None and offsets is not None:
+                                # a table of raw bytes: apply the record here instead of one
+                                # Faust event, one queue hop and one task per record
+                                seen = offsets.get(tp)
+                                if seen is None or offset > seen:
+                                    offsets[tp] = offset
+                                    key = cast(bytes, message.key)
+                                    if message.value is None:
+                                        data.pop(key, None)
+                                    else:
+                                        data[key] = message.value
+                                    restored[tp] = (message, restored.get(tp, (message, 0))[1] + 1)
+                            else:
+                                await self.wait_first(callback(message), self.suspend_flow.wait())
+                                if not self.flow_active:
+                                    break  # suspended meanwhile: the rest is fetched again
+                        read_offset[tp] = offset
                 if restored:
                     await self._signal_restored(restored)
                     restored.clear()
-                if not batches:
+                if not any(batches.values()):
                     await self._settle(in_flight, 0)  # idle: let every delivery finish
                     continue
                 if not self.flow_active or self.app.consumer_generation_id != generation:
@@ -162,10 +227,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     # every assigned partition back to its committed offset.
                     continue
                 for handler, messages in batches.items():
+                    if not messages:
+                        continue
                     delivered = await handler(messages)
                     if delivered is None:
-                        for message in messages:
-                            self.ack(message)
+                        self.ack_batch(messages)
                     else:
                         in_flight.append((asyncio.ensure_future(delivered), messages))
                 await self._settle(in_flight, self.max_in_flight)
