@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from schemas.inputs import SurveyResponse, TicketEvent
@@ -87,6 +88,8 @@ class Answer:
 
 TICKET_FIELDS = [f.name for f in fields(Ticket)]
 ANSWER_FIELDS = [f.name for f in fields(Answer)]
+_ticket_row = attrgetter(*TICKET_FIELDS)  # a row as a tuple (orjson writes it as an array)
+_answer_row = attrgetter(*ANSWER_FIELDS)
 
 
 @dataclass(slots=True)
@@ -205,11 +208,11 @@ class CustomerState:
             "av": self.account_value,
             "pa": self.profile_at,
             # rows in field order: adding a field to Ticket or Answer cannot be forgotten here
-            "t": [[getattr(t, f) for f in TICKET_FIELDS] for t in self.tickets.values()],
+            "t": [_ticket_row(t) for t in self.tickets.values()],
             "e": self.seen_events,
         }
         if self.answers:
-            doc["a"] = [[getattr(a, f) for f in ANSWER_FIELDS] for a in self.answers.values()]
+            doc["a"] = [_answer_row(a) for a in self.answers.values()]
         if self.last_alert:
             doc["la"] = self.last_alert
         if self.held:

@@ -251,7 +251,8 @@ class Pipeline:
         if pw is not None:
             ticket = state.tickets.get(event.ticket_id) if event.ticket_id else None
             late = count_answer(pw, previous, found.answer, answer_dims(found.answer, ticket))
-        out.suppressed.update(found.suppressed)
+        if found.suppressed:
+            out.suppressed.update(found.suppressed)
         for alert in found.alerts:
             out.alerts[(alert["kind"], alert["severity"])] += 1
             out.emits.append(

@@ -8,7 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.routing import DEFAULT_RULES, Router, RulesError, load_rules
+from alerts.routing import (
+    DEFAULT_RULES,
+    FACTS,
+    Match,
+    Range,
+    Router,
+    Rule,
+    RulesError,
+    check,
+    load_rules,
+    matches,
+)
 
 RULES = """
 default_queue = "triage"
@@ -150,3 +161,23 @@ def test_the_shipped_example_rules_file_is_valid() -> None:
     assert r.route({"kind": "ticket_escalated", "team": "Returns"})[1] == "returns-escalations"
     play = r.playbook("detractor", "delivery", 400.0)
     assert play is not None and play["first_tier"]["cap"] == 40.0
+
+
+_WORDS = st.sampled_from(["a", "b", "7", "gold"])
+_MATCHES = st.builds(
+    Match,
+    **{name: st.none() | st.lists(_WORDS, min_size=1, max_size=3) for name in FACTS},
+    account_value=st.none() | st.builds(Range, min=st.none() | st.just(10.0), max=st.none() | st.just(100.0)),
+)
+_FACTS = st.fixed_dictionaries(
+    {name: st.none() | _WORDS | st.integers(0, 9) for name in FACTS}
+    | {"account_value": st.none() | st.floats(0, 200)}
+)
+
+
+@given(_MATCHES, _FACTS)
+def test_the_routing_fast_path_agrees_with_the_explained_check(
+    match: Match, facts: dict[str, object]
+) -> None:
+    rule = Rule(name="r", queue="q", match=match)
+    assert matches(rule, facts) is (not check(rule, facts))
