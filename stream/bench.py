@@ -214,6 +214,37 @@ class Worker:
                 total += consumer.committed(TopicPartition(topic, p)) or 0
         return float(total)
 
+    def cpu_s(self) -> float:
+        """CPU seconds the worker process has used (all threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def main_thread_sched_s(self) -> tuple[float, float]:
+        """Seconds the worker's main thread has run, and has waited for a CPU while runnable.
+
+        From the kernel's schedstat; (0, 0) where it is not available.
+        """
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/schedstat").read_text()
+        except OSError:
+            return 0.0, 0.0
+        run_ns, wait_ns, _ = text.split()
+        return int(run_ns) / 1e9, int(wait_ns) / 1e9
+
+    def wait_idle(self, below: float = 0.15, timeout_s: float = 180) -> float:
+        """Wait until the worker uses under ``below`` of a core over a second; returns the seconds waited.
+
+        After a backlog the worker still delivers state and works through the follow-ups
+        and window partials the backlog produced; a steady-state measurement starts after.
+        """
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            before = self.cpu_s()
+            time.sleep(1.0)
+            if self.cpu_s() - before < below:
+                break
+        return time.monotonic() - start
+
     def peak_rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         m = re.search(r"VmHWM:\s+(\d+) kB", status)
@@ -381,10 +412,29 @@ def run_bench(
         try:
             result["service_events_per_s"] = round(full_pipeline(run, worker, events))
             say(f"  {result['service_events_per_s']:,} events/s")
+            settle = worker.wait_idle()
+            say(f"  the worker went idle {settle:.0f}s after the run (follow-ups and partials it produced)")
             say(f"alert latency at a steady {latency_rate:,.0f} events/s for {latency_seconds:.0f}s ...")
+            ran0, waited0 = worker.main_thread_sched_s()
+            t0 = time.monotonic()
             p50, p99, n = asyncio.run(latency(run, settings, latency_rate, latency_seconds))
-            result.update(p50_ms=round(p50, 1), p99_ms=round(p99, 1), latency_alerts=n)
-            say(f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms over {n:,} alerts")
+            ran1, waited1 = worker.main_thread_sched_s()
+            elapsed = time.monotonic() - t0
+            result.update(
+                p50_ms=round(p50, 1),
+                p99_ms=round(p99, 1),
+                latency_alerts=n,
+                latency_settle_s=round(settle, 1),
+                # how the worker's main thread spent the latency phase: running, and runnable
+                # but waiting for one of the machine's cores (kernel schedstat)
+                latency_main_thread_ran_pct=round(100 * (ran1 - ran0) / elapsed),
+                latency_main_thread_cpu_wait_pct=round(100 * (waited1 - waited0) / elapsed),
+            )
+            say(
+                f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms over {n:,} alerts; the worker's main thread ran"
+                f" {result['latency_main_thread_ran_pct']}% of the time and waited for a core"
+                f" {result['latency_main_thread_cpu_wait_pct']}%"
+            )
         finally:
             worker.stop()
 

@@ -22,6 +22,9 @@ KEYS = {
     "p99_ms",
     "rss_mb",
     "restart_s",
+    "latency_settle_s",
+    "latency_main_thread_ran_pct",
+    "latency_main_thread_cpu_wait_pct",
 }
 
 
