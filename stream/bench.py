@@ -7,6 +7,7 @@ Progress goes to stderr; the last line on stdout is one JSON object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -35,6 +36,36 @@ from stream.topics import ensure_topics
 def say(text: str) -> None:
     """Progress for the person watching (stderr, so stdout stays machine-readable)."""
     click.echo(f"[bench {time.strftime('%H:%M:%S')}] {text}", err=True)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, ()))
+    return found
+
+
+def pin(pids: list[int], cpus: set[int]) -> None:
+    """Run every thread of ``pids`` on ``cpus`` only (threads that are gone are skipped)."""
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(tid, cpus)
 
 
 class Run:
@@ -362,6 +393,7 @@ def run_bench(
     latency_rate: float,
     latency_seconds: float,
     restart_timeout_s: float = 600.0,
+    pin_worker: bool = False,
 ) -> dict[str, Any]:
     """Every measurement of issue #5 in one run; returns the result object."""
     local: LocalBroker | None = None
@@ -415,9 +447,28 @@ def run_bench(
             settle = worker.wait_idle()
             say(f"  the worker went idle {settle:.0f}s after the run (follow-ups and partials it produced)")
             say(f"alert latency at a steady {latency_rate:,.0f} events/s for {latency_seconds:.0f}s ...")
+            cores = sorted(os.sched_getaffinity(0))
+            pinned = pin_worker and len(cores) >= 2
+            broker_proc = run.broker.proc if run.broker is not None else None
+            broker_pids = _process_tree(broker_proc.pid) if pinned and broker_proc is not None else []
+            if pinned:
+                # the worker gets a core of its own; the broker and the load generator share the rest
+                say(f"  the worker on core {cores[0]}, the broker and the load on {cores[1:]}")
+                pin([worker.proc.pid], {cores[0]})
+                pin(
+                    [
+                        os.getpid(),
+                        *(_process_tree(run.broker.proc.pid) if run.broker and run.broker.proc else []),
+                    ],
+                    set(cores[1:]),
+                )
             ran0, waited0 = worker.main_thread_sched_s()
             t0 = time.monotonic()
-            p50, p99, n = asyncio.run(latency(run, settings, latency_rate, latency_seconds))
+            try:
+                p50, p99, n = asyncio.run(latency(run, settings, latency_rate, latency_seconds))
+            finally:
+                if pinned:
+                    pin([worker.proc.pid, os.getpid(), *broker_pids], set(cores))
             ran1, waited1 = worker.main_thread_sched_s()
             elapsed = time.monotonic() - t0
             result.update(
@@ -425,6 +476,7 @@ def run_bench(
                 p99_ms=round(p99, 1),
                 latency_alerts=n,
                 latency_settle_s=round(settle, 1),
+                latency_worker_pinned=pinned,
                 # how the worker's main thread spent the latency phase: running, and runnable
                 # but waiting for one of the machine's cores (kernel schedstat)
                 latency_main_thread_ran_pct=round(100 * (ran1 - ran0) / elapsed),

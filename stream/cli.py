@@ -156,6 +156,12 @@ def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) 
 )
 @click.option("--latency-rate", default=5000.0, show_default=True, help="Events/s of the latency run.")
 @click.option("--latency-seconds", default=20.0, show_default=True, help="Length of the latency run.")
+@click.option(
+    "--pin-worker",
+    is_flag=True,
+    help="During the latency run, give the worker a core of its own (the broker and the load share the"
+    " others), as in a deployment where Kafka and the producers run elsewhere.",
+)
 def bench(
     broker: str,
     events: int,
@@ -166,6 +172,7 @@ def bench(
     state_customers: int,
     latency_rate: float,
     latency_seconds: float,
+    pin_worker: bool,
 ) -> None:
     """Measure throughput against baselines, alert latency, memory and restart time (last line: JSON)."""
     import orjson
@@ -182,6 +189,7 @@ def bench(
         state_customers,
         latency_rate,
         latency_seconds,
+        pin_worker=pin_worker,
     )
     click.echo(orjson.dumps(result).decode())
 
