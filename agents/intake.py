@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from faust.types import Message
@@ -69,8 +69,9 @@ class IntakeAgent:
         self.pipeline = pipeline
         self.store = store
         self.windows = windows
-        self.lock = asyncio.Lock()  # batches and the held-survey timer take turns
         self.held: dict[str, int] | None = None  # customers with held surveys -> partition
+        self.due: dict[str, float] = {}  # -> when their oldest held survey has waited long enough
+        self.requested: dict[str, float] = {}  # -> when their release was requested
         self.outbox = outbox
         self.declare = declare
         self.declared: set[str] = set()
@@ -86,28 +87,51 @@ class IntakeAgent:
             for m in messages
         ]
         windows = self.windows
-        async with self.lock:
-            result = self.pipeline.process(
-                records, self.store.load, self.clock(), windows.get if windows is not None else None
-            )
-            return await self._stage(result, len(records), started)
+        result = self.pipeline.process(
+            records, self.store.load, self.clock(), windows.get if windows is not None else None
+        )
+        return await self._stage(result, len(records), started)
 
     async def release_held(self) -> None:
-        """Process surveys that waited their time for a ticket that never came."""
-        if self.held is None:  # first run after a start: find them in the table
+        """Ask for the surveys that waited their time for a ticket that never came.
+
+        The timer does not release them itself: it sends one release request per customer
+        to the re-key topic, on the customer's partition, and the batch that reads it
+        releases them. The request is an input record with an offset, so after a crash the
+        replayed release counts nothing twice in the windows (a release done here, outside
+        any record, could: its window buckets could land and its customer state not).
+        """
+        if self.held is None:  # first run after a start or a rebalance: find them in the table
             self.held = self.store.with_held(self.pipeline.owner)
         if not self.held:
             return
-        windows = self.windows
-        async with self.lock:
-            result = self.pipeline.release_due(
-                sorted(self.held.items()),
-                self.store.load,
-                self.clock(),
-                windows.get if windows is not None else None,
+        now = time.time()
+        due = sorted(
+            (cid, partition)
+            for cid, partition in self.held.items()
+            if cid not in self.requested and self.due.get(cid, 0.0) <= now
+        )
+        if not due:
+            return
+        out = self.outbox()
+        for cid, partition in due:
+            request = self.pipeline.release_request(cid, partition)
+            out.add(
+                request.topic, request.partition, request.key, cast(bytes, request.value), request.headers
             )
-            delivered = await self._stage(result, 0, time.perf_counter())
-        await delivered
+            self.requested[cid] = now
+        try:
+            await out.deliver()
+        except Exception:
+            for cid, _ in due:
+                self.requested.pop(cid, None)  # asked again on the next tick
+            raise
+
+    def forget_held(self) -> None:
+        """Partitions moved: find the customers with held surveys in the table again."""
+        self.held = None
+        self.due.clear()
+        self.requested.clear()
 
     async def drain(self) -> None:
         """Wait until every batch handed over so far is delivered."""
@@ -135,11 +159,15 @@ class IntakeAgent:
         customers = self.outbox()
         self.store.save(result.dirty, customers)
         if self.held is not None:
+            wait = self.pipeline.ticket_wait_s
             for cid, (partition, state) in result.dirty.items():
                 if state.held:
                     self.held[cid] = partition
+                    self.due[cid] = min(h[1] for h in state.held) + wait
                 else:
                     self.held.pop(cid, None)
+                    self.due.pop(cid, None)
+                self.requested.pop(cid, None)  # its state as of now is known: ask again when due
         self.metrics.customers.set(len(self.store))
         previous_first, previous = self.first, self.tail
         sent = await outputs.send()  # on its way now; one request carries it with the previous stages
@@ -247,6 +275,7 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         except Exception:  # the consumer raises it when it settles the batch
             log.warning("a delivery failed while partitions were revoked", exc_info=True)
         windows.forget({tp.partition for tp in revoked if tp.topic in app.batch_handlers})
+        agent.forget_held()
 
     app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]
 

@@ -29,6 +29,10 @@ from schemas.validate import Rejection, decode_json, validate_doc
 
 SURVEY = "survey_response"
 TICKET = "ticket_event"
+# A request from the held-survey timer, on the re-key topic: "process this customer's held
+# surveys that have waited long enough". Going through the topic gives the release an input
+# offset, so a replay after a crash is muted in the windows like any other record.
+RELEASE = "release_held"
 KIND_HEADER = "survey-alerts-kind"
 ORIGIN_HEADER = "survey-alerts-origin"
 
@@ -181,6 +185,9 @@ class Pipeline:
         for rec in interleave(records):
             kind = self._kind_of(rec)
             out.consumed[rec.topic] += 1
+            if kind == RELEASE:
+                self._release_request(rec, load, now, windows, out)
+                continue
             event = self._parse(kind, rec)
             if isinstance(event, Rejection):
                 out.invalid[(rec.topic, event.code)] += 1
@@ -291,14 +298,16 @@ class Pipeline:
         out: BatchResult,
         now: datetime,
         ticket_id: str | None = None,
+        at: float | None = None,
     ) -> None:
-        """Process held surveys whose ticket arrived, or that waited long enough."""
+        """Process held surveys whose ticket arrived, or that waited long enough by ``at`` (epoch s)."""
         if not state.held:
             return
+        at = now.timestamp() if at is None else at
         keep = []
         for h in state.held:
             event = SurveyResponse.model_validate(orjson.loads(h[0]))
-            if event.ticket_id != ticket_id and now.timestamp() - h[1] < self.ticket_wait_s:
+            if event.ticket_id != ticket_id and at - h[1] < self.ticket_wait_s:
                 keep.append(h)
                 continue
             late = self._survey(state, event, pw, out, now, h[2])
@@ -307,32 +316,62 @@ class Pipeline:
                     out.late[pw.specs[i].name] += 1
         state.held = keep
 
-    def release_due(
+    def release_request(self, customer_id: str, partition: int) -> Emit:
+        """The record that asks for ``customer_id``'s held surveys that have waited long enough.
+
+        The held-survey timer sends it to the re-key topic on the customer's partition;
+        ``process`` handles it like an input record (see ``RELEASE``).
+        """
+        return Emit(
+            self.topics.rekey,
+            customer_id.encode(),
+            orjson.dumps({"customer_id": customer_id}),
+            partition,
+            [(KIND_HEADER, RELEASE.encode())],
+        )
+
+    def _release_request(
         self,
-        customers: Sequence[tuple[str, int]],
+        rec: Record,
         load: Callable[[str], CustomerState | None],
         now: datetime,
-        windows: Callable[[int], PartitionWindows] | None = None,
-    ) -> BatchResult:
-        """Process surveys that waited ``ticket_wait_s`` for a ticket that never came."""
-        out = BatchResult()
-        for cid, partition in customers:
-            state = load(cid)
-            if state is None or not state.held:
-                continue
-            pw = windows(partition) if windows is not None else None
-            if pw is not None:
-                pw.muted = False
-            before = len(state.held)
-            self._release(state, cid, pw, out, now)
-            if len(state.held) != before:
-                if pw is not None:
-                    out.windows.add(partition)
-                out.dirty[cid] = (partition, state)
-        if windows is not None:
-            for p in out.windows:
-                windows(p).flush()
-        return out
+        windows: Callable[[int], PartitionWindows] | None,
+        out: BatchResult,
+    ) -> None:
+        """Release the held surveys that have waited ``ticket_wait_s`` by the request's timestamp.
+
+        The decision uses the record's timestamp, not the clock, so a replay decides the same.
+        """
+        doc = decode_json(rec.value)
+        cid = doc.get("customer_id") if isinstance(doc, dict) else None
+        if not isinstance(cid, str) or not cid:
+            why = (
+                doc
+                if isinstance(doc, Rejection)
+                else Rejection("missing_field", "a held-survey release names no customer_id", "customer_id")
+            )
+            out.invalid[(rec.topic, why.code)] += 1
+            out.emits.append(Emit(self.topics.dlq, rec.key, dead_letter(rec, why, now)))
+            return
+        partition = self.owner(cid)
+        if partition != rec.partition:
+            out.rekeyed += 1
+            out.emits.append(self._rekey(rec, RELEASE, cid, partition))
+            return
+        dirty = out.dirty
+        held = dirty.get(cid)
+        state = held[1] if held else load(cid)
+        if state is None or not state.held:
+            return  # released already (by its ticket, or an earlier request)
+        pw = windows(partition) if windows is not None else None
+        source = f"{rec.topic}/{rec.partition}"
+        if pw is not None:
+            pw.begin(source, rec.offset)  # a replayed request counts nothing twice
+        self._release(state, cid, pw, out, now, at=rec.timestamp if rec.timestamp is not None else None)
+        if pw is not None:
+            out.windows.add(partition)
+            pw.done(source, rec.offset)
+        dirty[cid] = (partition, state)  # also when nothing was due yet: the agent learns its due time
 
     def _escalate(self, doc: dict[str, Any], out: BatchResult) -> None:
         out.escalations[doc["queue"]] += 1

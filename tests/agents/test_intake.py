@@ -182,3 +182,34 @@ def test_the_app_subscribes_batch_topics_once() -> None:
     assert {t for topic in app.topics for t in topic.topics} >= set(app.batch_handlers)
     with pytest.raises(ValueError, match="already has a batch agent"):
         app.batch_agent(app.topic("survey-responses"))(app.batch_handlers["survey-responses"])
+
+
+def test_the_timer_asks_for_due_held_surveys_and_the_batch_that_reads_the_request_releases_them() -> None:
+    agent, table, sent, _ = make()
+    agent.pipeline.ticket_wait_s = 5.0
+    held_at = datetime(2026, 11, 22, 14, tzinfo=UTC).timestamp()  # the agent's clock
+
+    async def go() -> None:
+        await agent.release_held()  # the first tick finds the held surveys in the table: none yet
+        await (
+            await agent([message("survey-responses", 2, 1, raw(survey("c1", "r1", nps=0, ticket_id="t9")))])
+        )
+        assert agent.held == {"c1": 2} and agent.due == {"c1": held_at + 5.0}
+        await agent.release_held()  # due (the clock is in the past): one request, on the rekey topic
+        (request,) = [s for s in sent if s.topic == "rekey"]
+        assert (request.key, request.partition) == (b"c1", 2)
+        assert ("survey-alerts-kind", b"release_held") in request.headers
+        await agent.release_held()  # asked already: not again until the customer's state changes
+        assert len([s for s in sent if s.topic == "rekey"]) == 1
+        read_back = ConsumerMessage(
+            "rekey", 2, 5, held_at + 10, 0, request.headers, request.key, request.value,
+            None, None, None, TP("rekey", 2),
+        )  # fmt: skip
+        await (await agent([read_back]))
+
+    asyncio.run(go())
+    (alert,) = [orjson.loads(s.value or b"") for s in sent if s.topic == "recovery-alerts"]
+    assert (alert["response_id"], alert["kind"]) == ("r1", "detractor")
+    assert agent.held == {} and agent.due == {}
+    stored = CustomerStore(table).load("c1")
+    assert stored is not None and stored.held == []

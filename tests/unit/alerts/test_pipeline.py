@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given
@@ -249,12 +249,36 @@ def test_a_survey_waits_for_the_ticket_it_names() -> None:
     assert run.store["c1"].held == []
 
 
-def test_a_survey_whose_ticket_never_comes_is_processed_after_the_wait() -> None:
+def release(run: Run, customer_id: str, at: datetime, partition: int = 0) -> BatchResult:
+    """Feed the release request the held-survey timer sends, stamped ``at``."""
+    request = run.pipeline.release_request(customer_id, partition)
+    run.offset += 1
+    record = Record(
+        request.topic, partition, run.offset, request.key, request.value, request.headers, at.timestamp()
+    )
+    result = run.pipeline.process([record], run.store.get, at)
+    for cid, (_, state) in result.dirty.items():
+        run.store[cid] = state
+    return result
+
+
+def test_a_survey_whose_ticket_never_comes_is_released_by_a_request_after_the_wait() -> None:
     run = Run()
     run.pipeline.ticket_wait_s = 5.0
     run.batch((S, survey("c1", "r1", nps=2, ticket_id="t-missing")))
-    assert run.pipeline.release_due([("c1", 0)], run.store.get, NOW).alerts == {}  # not yet
-    later = NOW + timedelta(seconds=6)
-    result = run.pipeline.release_due([("c1", 0)], run.store.get, later)
-    assert [e.value["kind"] for e in result.emits if e.topic == TOPICS.recovery_alerts] == ["detractor"]  # type: ignore[index]
-    assert result.dirty["c1"][1].held == []
+    held_at = run.store["c1"].held[0][1]
+    early = release(run, "c1", datetime.fromtimestamp(held_at + 4, UTC))
+    assert run.alerts(early) == [] and len(run.store["c1"].held) == 1  # not yet: it stays held
+    result = release(run, "c1", datetime.fromtimestamp(held_at + 6, UTC))
+    assert [a["kind"] for a in run.alerts(result)] == ["detractor"]
+    assert run.store["c1"].held == []
+    assert run.alerts(release(run, "c1", datetime.fromtimestamp(held_at + 7, UTC))) == []  # nothing left
+
+
+def test_a_release_request_without_a_customer_is_a_dead_letter() -> None:
+    run = Run()
+    run.offset += 1
+    bad = Record(TOPICS.rekey, 0, run.offset, b"k", b"{}", [(KIND_HEADER, b"release_held")], 1.0)
+    result = run.pipeline.process([bad], run.store.get, NOW)
+    assert result.invalid == {(TOPICS.rekey, "missing_field"): 1}
+    assert [e.topic for e in result.emits] == [TOPICS.dlq]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import statistics
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +53,14 @@ class World:
         for cid, (_, state) in result.dirty.items():
             self.customers[cid] = state
         self.pw.expire()
+
+    def feed_records(self, records: list[Record]) -> list[dict[str, Any]]:
+        """Process records as they are; returns the alerts raised."""
+        result = self.pipeline.process(records, self.customers.get, T0, lambda p: self.pw)
+        for cid, (_, state) in result.dirty.items():
+            self.customers[cid] = state
+        self.pw.expire()
+        return [e.value for e in result.emits if e.topic == TOPICS.recovery_alerts]  # type: ignore[misc]
 
     def restart(self) -> None:
         self.customers = {
@@ -207,3 +216,26 @@ def test_expiry_skipping_scans_drops_exactly_what_a_full_scan_drops(
         full.stale = True  # always scan
         full.expire()
         assert fast.partials == full.partials
+
+
+def test_a_held_survey_released_again_after_a_crash_counts_once() -> None:
+    """The timer's release request is an input record: its replay is muted like any other."""
+    world = World()
+    world.pipeline.ticket_wait_s = 5.0
+    survey_doc = {**doc("r1", 30, 2, None, 4, "red"), "ticket_id": "t-never"}
+    world.feed([survey_doc])
+    assert world.pw.partials == {} and len(world.customers["c-r1"].held) == 1  # held: not counted yet
+    before = {
+        c: CustomerState.from_doc(orjson.loads(orjson.dumps(s.to_doc()))) for c, s in world.customers.items()
+    }
+    request = world.pipeline.release_request("c-r1", 0)
+    record = Record(request.topic, 0, 1, request.key, request.value, request.headers, T0.timestamp() + 10)
+    (alert,) = world.feed_records([record])
+    counted = copy.deepcopy({dim: world.pw.doc(dim) for dim in world.pw.partials})
+    assert sum(b[0] for b in counted[("overall", "all")]["1h"].values()) == 1  # one NPS answer
+    # a crash: the window buckets (and the offset they hold) landed, the customer state did not
+    world.customers = before
+    (again,) = world.feed_records([record])
+    assert again["alert_id"] == alert["alert_id"]  # the same alert, not a new one
+    assert {dim: world.pw.doc(dim) for dim in world.pw.partials} == counted
+    assert world.customers["c-r1"].held == []
