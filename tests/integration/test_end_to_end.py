@@ -123,3 +123,17 @@ def test_metrics_are_served_by_the_worker(service: Service) -> None:
         f'survey_alerts_records_consumed_total{{topic="{service.settings.survey_responses_topic}"}}' in text
     )
     assert cid not in text
+
+
+def test_a_survey_whose_ticket_never_comes_is_released_after_the_wait(service: Service) -> None:
+    cid = uid("cust")
+    started = time.monotonic()
+    service.send_survey(survey(cid, "r-waited", nps=1, ticket_id=uid("t")))
+    (alert,) = service.alerts_for(cid, 1)
+    assert time.monotonic() - started >= service.settings.ticket_wait_s - 0.5  # it waited for the ticket
+    assert (alert["response_id"], alert["kind"], alert["team"]) == ("r-waited", "detractor", None)
+    # the wait was ended by a release request read back from the re-key topic
+    rekey = f'survey_alerts_records_consumed_total{{topic="{service.settings.rekey_topic}"}}'
+    assert any(
+        line.startswith(rekey) and float(line.split()[-1]) >= 1 for line in service.metrics().splitlines()
+    )
