@@ -128,24 +128,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._n_acked += added
         notify(self._waiting_for_ack)
 
-    async def fetch(self, timeout: float) -> list[tuple[Any, list[Message]]]:
+    async def fetch(self, timeout: float) -> tuple[int, list[tuple[Any, list[Message]]]]:
         """One fetch's messages per topic-partition (Faust's ``getmany``, a partition at a time).
 
         ``getmany`` is an async generator that, per message, yields, looks up the
         partition's high-water mark and reports it to the monitor; here that is done
         once per partition. Like ``getmany``, it returns nothing while the flow is
         suspended (after seeking back to the committed offsets) and drops partitions
-        no longer active.
+        no longer active. Also returns the consumer generation the records belong to:
+        the one after the wait, as ``getmany`` (a fetch that spans a rebalance brings
+        the records recovery asked for, which must not be dropped).
         """
         records, active = await self._wait_next_records(timeout)
+        generation = self.app.consumer_generation_id
         if records is None or self.should_stop:
-            return []
+            return generation, []
         if not self.flow_active:
             try:
                 await self.perform_seek()
             except Exception as exc:  # as Faust's getmany: the next rebalance seeks again
                 self.log.warning(f"exception performing seek when flow not active {exc}")
-            return []
+            return generation, []
         to_message = self._to_message
         track = self.app.monitor.track_tp_end_offset
         out: list[tuple[Any, list[Message]]] = []
@@ -154,7 +157,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 continue
             track(tp, self.highwater(tp))
             out.append((tp, [to_message(tp, record) for record in batch]))
-        return out
+        return generation, out
 
     async def _drain_messages(self, fetcher: Any) -> None:
         handlers = self.batch_handlers()
@@ -175,9 +178,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self.sleep(0)
                 if self.should_stop:
                     break
-                for tp, messages in await self.fetch(timeout=1.0):
-                    if not self.flow_active or self.app.consumer_generation_id != generation:
-                        break  # a rebalance began: as Faust's getmany, stop handing records on
+                fetched, found = await self.fetch(timeout=1.0)
+                for tp, messages in found:
+                    if not self.flow_active or self.app.consumer_generation_id != fetched:
+                        break  # a rebalance began since the fetch: as Faust's getmany, stop here
                     handler = handlers.get(tp.topic)
                     if handler is not None:
                         batch = batches.setdefault(handler, [])
@@ -212,8 +216,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                                     restored[tp] = (message, restored.get(tp, (message, 0))[1] + 1)
                             else:
                                 await self.wait_first(callback(message), self.suspend_flow.wait())
-                                if not self.flow_active:
-                                    break  # suspended meanwhile: the rest is fetched again
+                                if not self.flow_active or self.app.consumer_generation_id != fetched:
+                                    break  # a rebalance began meanwhile: the rest is fetched again
                         read_offset[tp] = offset
                 if restored:
                     await self._signal_restored(restored)
