@@ -367,7 +367,7 @@ class Pipeline:
         source = f"{rec.topic}/{rec.partition}"
         if pw is not None:
             pw.begin(source, rec.offset)  # a replayed request counts nothing twice
-        self._release(state, cid, pw, out, now, at=rec.timestamp if rec.timestamp is not None else None)
+        self._release(state, cid, pw, out, now, at=rec.timestamp)
         if pw is not None:
             out.windows.add(partition)
             pw.done(source, rec.offset)

@@ -183,8 +183,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if not self.flow_active or self.app.consumer_generation_id != fetched:
                         break  # a rebalance began since the fetch: as Faust's getmany, stop here
                     handler = handlers.get(tp.topic)
-                    if handler is not None:
-                        batch = batches.setdefault(handler, [])
+                    kept: list[Message] = []  # this partition's records for its batch agent
                     for message in messages:
                         offset = message.offset
                         r_offset = read_offset[tp]
@@ -193,7 +192,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         if r_offset is not None and offset - r_offset > 1 and acks_enabled_for(tp.topic):
                             await self._add_gap(tp, r_offset + 1, offset)
                         if handler is not None:
-                            batch.append(message)
+                            kept.append(message)
                         else:
                             data = restorable.get(tp.topic)
                             offsets = None
@@ -219,10 +218,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
                                 if not self.flow_active or self.app.consumer_generation_id != fetched:
                                     break  # a rebalance began meanwhile: the rest is fetched again
                         read_offset[tp] = offset
+                    if kept:
+                        batches.setdefault(cast(BatchHandler, handler), []).extend(kept)
                 if restored:
                     await self._signal_restored(restored)
                     restored.clear()
-                if not any(batches.values()):
+                if not batches:
                     await self._settle(in_flight, 0)  # idle: let every delivery finish
                     continue
                 if not self.flow_active or self.app.consumer_generation_id != generation:
@@ -231,8 +232,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     # every assigned partition back to its committed offset.
                     continue
                 for handler, messages in batches.items():
-                    if not messages:
-                        continue
                     delivered = await handler(messages)
                     if delivered is None:
                         self.ack_batch(messages)

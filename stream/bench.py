@@ -38,13 +38,18 @@ def say(text: str) -> None:
     click.echo(f"[bench {time.strftime('%H:%M:%S')}] {text}", err=True)
 
 
+def _stat_fields(path: Path) -> list[str]:
+    """The fields of a ``/proc/.../stat`` file after the command name (field 3 onwards)."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
 def _process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                ppid = int(_stat_fields(entry / "stat")[1])
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
@@ -247,7 +252,7 @@ class Worker:
 
     def cpu_s(self) -> float:
         """CPU seconds the worker process has used (all threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat_fields(Path(f"/proc/{self.proc.pid}/stat"))
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def main_thread_sched_s(self) -> tuple[float, float]:

@@ -130,7 +130,7 @@ class StateCodec:
         head = value[0]
         try:
             if head == self.PLAIN or head == self.HELD:
-                return bytes(self._decompress(memoryview(value)[1:]))
+                return self._decompress(memoryview(value)[1:])
             if head == 0x7B:  # "{": a plain document
                 return value
             if head in self._DEFLATE:
