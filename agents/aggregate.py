@@ -10,6 +10,8 @@ Partials replace (not add to) what came before, so a replay changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -20,12 +22,16 @@ from faust.types import Message
 
 from agents.intake import VERSION_HEADER, utc_now
 from alerts.snapshots import snapshot_records, trend_alerts
+from stream.delivery import Records
 from stream.metrics import Metrics
+from stream.pacing import Pacer
 from stream.settings import Settings
-from stream.state import SEP, Changelog, WindowStore
+from stream.state import SEP, Changelog, Outbox, WindowStore
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
+
+log = logging.getLogger(__name__)
 
 
 class Snapshots:
@@ -83,35 +89,57 @@ class Snapshots:
         Table keys: ``dimension␟key␟partition`` (watermark) and
         ``dimension␟key␟partition␟window␟start`` (one bucket's stats).
         """
+        view = self._view()
+        return {k: list(view[k].values()) for k in self.take_changed() if k in view}
+
+    def _view(self) -> dict[str, dict[str, tuple[float, dict[str, dict[str, Any]]]]]:
         if self.view is None:
             self.view = self._build()
+        return self.view
+
+    def take_changed(self) -> list[str]:
+        """The ``dimension␟key``s changed since the last call (all of them after a start)."""
+        self._view()
         dirty, self.dirty = self.dirty, set()
-        return {k: list(self.view[k].values()) for k in dirty if k in self.view}
+        return sorted(dirty)
 
     def outputs(self) -> tuple[list[tuple[bytes, dict[str, Any]]], list[tuple[bytes, dict[str, Any]]]]:
         """Snapshot records and trend alerts for every key changed since the last call."""
         now = self.clock()
         snapshots: list[tuple[bytes, dict[str, Any]]] = []
         trends: list[tuple[bytes, dict[str, Any]]] = []
-        for dimkey, parts in self.merged().items():
-            dimension, key = dimkey.split(SEP, 1)
-            watermark = max(wm for wm, _ in parts)
-            docs = [doc for _, doc in parts]
-            records = snapshot_records(
-                dimension, key, self.specs, docs, watermark, self.settings.min_responses, now
-            )
-            snapshots.extend((f"{dimension}:{key}".encode(), r) for r in records)
-            self._gauges(dimension, key, records)
-            if dimension in self.settings.trend_dimensions:
-                raised = trend_alerts(dimension, key, self.specs, docs, watermark, self.trend, now)
-                current = {(dimension, key, a["metric"]) for a in raised}
-                for alert in raised:
-                    if (dimension, key, alert["metric"]) not in self.active_trends:
-                        trends.append((f"{dimension}:{key}".encode(), alert))
-                        self.metrics.trend_alerts.labels(alert["metric"]).inc()
-                # a drop alerts once while it lasts, and again only after it recovered
-                self.active_trends = {t for t in self.active_trends if t[:2] != (dimension, key)} | current
+        for dimkey in self.take_changed():
+            records, raised = self.outputs_of(dimkey, now)
+            snapshots.extend(records)
+            trends.extend(raised)
         return snapshots, trends
+
+    def outputs_of(
+        self, dimkey: str, now: datetime
+    ) -> tuple[list[tuple[bytes, dict[str, Any]]], list[tuple[bytes, dict[str, Any]]]]:
+        """Snapshot records and new trend alerts of one ``dimension␟key``, from the view as it is now."""
+        parts = list(self._view().get(dimkey, {}).values())
+        if not parts:
+            return [], []
+        dimension, key = dimkey.split(SEP, 1)
+        watermark = max(wm for wm, _ in parts)
+        docs = [doc for _, doc in parts]
+        records = snapshot_records(
+            dimension, key, self.specs, docs, watermark, self.settings.min_responses, now
+        )
+        self._gauges(dimension, key, records)
+        out_key = f"{dimension}:{key}".encode()
+        trends: list[tuple[bytes, dict[str, Any]]] = []
+        if dimension in self.settings.trend_dimensions:
+            raised = trend_alerts(dimension, key, self.specs, docs, watermark, self.trend, now)
+            current = {(dimension, key, a["metric"]) for a in raised}
+            for alert in raised:
+                if (dimension, key, alert["metric"]) not in self.active_trends:
+                    trends.append((out_key, alert))
+                    self.metrics.trend_alerts.labels(alert["metric"]).inc()
+            # a drop alerts once while it lasts, and again only after it recovered
+            self.active_trends = {t for t in self.active_trends if t[:2] != (dimension, key)} | current
+        return [(out_key, r) for r in records], trends
 
     def _gauges(self, dimension: str, key: str, records: list[dict[str, Any]]) -> None:
         if dimension not in self.settings.gauge_dimensions:
@@ -129,6 +157,100 @@ class Snapshots:
             m.window_stderr.labels(*labels).set(math.nan if r["stderr"] is None else r["stderr"])
 
 
+async def publish_partials(windows: WindowStore, out: Outbox, topic: str) -> int:
+    """Send every partition's changed window partials to ``topic``; returns how many.
+
+    After a backlog that is a hundred thousand buckets: the work pauses between
+    partials so that batches go on meanwhile.
+    """
+    pacer = Pacer()
+    n = 0
+    for partition, watermark, dim, buckets in windows.take_unpublished():
+        value = orjson.dumps({"p": partition, "wm": watermark, "b": buckets})
+        out.add(topic, None, f"{dim[0]}{SEP}{dim[1]}".encode(), value)
+        n += 1
+        await pacer.pause()
+    await out.deliver()
+    return n
+
+
+async def emit_snapshots(snapshots: Snapshots, out: Outbox, settings: Settings) -> int:
+    """Send snapshots and new trend alerts of every key changed since the last call; returns the snapshots."""
+    now = snapshots.clock()
+    pacer = Pacer()  # a few records for each key that changed: a pause between keys
+    n = 0
+    for dimkey in snapshots.take_changed():
+        if snapshots.view is None:
+            snapshots.dirty.add(dimkey)
+            break  # partitions moved meanwhile: every key is emitted from the new view next time
+        records, trends = snapshots.outputs_of(dimkey, now)
+        for key, rec in records:
+            out.add(settings.feedback_windows_topic, None, key, orjson.dumps(rec), [VERSION_HEADER])
+        for key, alert in trends:
+            out.add(settings.ops_alerts_topic, None, key, orjson.dumps(alert), [VERSION_HEADER])
+        n += len(records)
+        await pacer.pause()
+    await out.deliver()
+    snapshots.metrics.snapshots.inc(n)
+    return n
+
+
+class MergeAgent:
+    """Batches of partials: the latest of each (dimension, key, input partition) replaces the last.
+
+    A merge runs beside the drain loop, a slice at a time (a batch of partials after
+    a backlog is a few hundred milliseconds of work), and in order, each batch after
+    the one before. The consumer acks a batch when its merge and the merged table's
+    changelog records are done.
+    """
+
+    def __init__(self, table: Any, snapshots: Snapshots, outbox: Callable[[], Outbox]) -> None:
+        self.changelog = Changelog(table)
+        self.snapshots = snapshots
+        self.outbox = outbox
+        self.tail: asyncio.Future[None] | None = None  # the newest batch's merge
+
+    async def __call__(self, messages: Sequence[Message]) -> asyncio.Future[None]:
+        previous = self.tail
+        self.tail = asyncio.ensure_future(self._merge(list(messages), previous))
+        return self.tail
+
+    async def drain(self) -> None:
+        """Wait until every batch handed over so far is merged and its records delivered."""
+        if self.tail is not None:
+            await self.tail
+
+    async def _merge(self, messages: list[Message], previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:
+            await previous  # a failure before this batch is its failure too
+        put, apply = self.changelog.put, self.snapshots.apply
+        out = self.outbox()
+        pacer = Pacer()
+        for m in messages:
+            doc = orjson.loads(m.value or b"{}")
+            base = (m.key or b"") + f"{SEP}{doc['p']}".encode()
+            put(out, m.partition, base, orjson.dumps(doc["wm"]))
+            for window, start, stats in doc["b"]:
+                key = base + f"{SEP}{window}{SEP}{start}".encode()
+                # None: the bucket expired at its partition (a tombstone here too)
+                put(out, m.partition, key, None if stats is None else orjson.dumps(stats))
+            apply((m.key or b"").decode(), str(doc["p"]), doc["wm"], doc["b"])
+            await pacer.pause()
+        await out.deliver()  # the merged table's changelog, before the batch is acked
+
+
+def _partitions_of(app: SurveyApp, settings: Settings) -> Callable[[str], int | None]:
+    """Partition counts for placing records by key (the partials topic has ``settings.partitions``)."""
+
+    def partitions_of(topic: str) -> int | None:
+        if topic == settings.partials_topic:
+            return settings.partitions
+        found = app.kafka_producer().client.cluster.partitions_for_topic(topic)
+        return len(found) if found else None
+
+    return partitions_of
+
+
 def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) -> Snapshots:
     """Declare the partials topic, the merge agent and the two timers on ``app``."""
     partials = app.topic(
@@ -143,34 +265,22 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     )
     snapshots = Snapshots(table, settings, app.metrics)
     interval = settings.snapshot_interval_s
+    partitions_of = _partitions_of(app, settings)
 
     @app.timer(interval, name="publish-window-partials")  # type: ignore[untyped-decorator]
     async def publish() -> None:
-        pending = []
-        for partition, watermark, dim, buckets in windows.take_unpublished():
-            value = orjson.dumps({"p": partition, "wm": watermark, "b": buckets})
-            key = f"{dim[0]}{SEP}{dim[1]}".encode()
-            pending.append(await app.producer.send(settings.partials_topic, key, value, None, None, None))
-        for fut in pending:
-            await fut
+        await publish_partials(windows, Records(app.kafka_producer(), partitions_of), settings.partials_topic)
 
-    changelog = Changelog(table)
-
-    async def merge(messages: Sequence[Message]) -> None:
-        """A batch of partials: the latest of each (dimension, key, input partition) replaces the last."""
-        out = app.outbox()
-        for m in messages:
-            doc = orjson.loads(m.value or b"{}")
-            base = (m.key or b"") + f"{SEP}{doc['p']}".encode()
-            changelog.put(out, m.partition, base, orjson.dumps(doc["wm"]))
-            for window, start, stats in doc["b"]:
-                key = base + f"{SEP}{window}{SEP}{start}".encode()
-                # None: the bucket expired at its partition (a tombstone here too)
-                changelog.put(out, m.partition, key, None if stats is None else orjson.dumps(stats))
-            snapshots.apply((m.key or b"").decode(), str(doc["p"]), doc["wm"], doc["b"])
-        await out.deliver()  # the merged table's changelog, before the batch is acked
-
+    merge = MergeAgent(table, snapshots, app.outbox)
     app.batch_agent(partials)(merge)
+
+    async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            await merge.drain()  # what was handed over is merged before another worker takes over
+        except Exception:  # the consumer raises it when it settles the batch
+            log.warning("a merge failed while partitions were revoked", exc_info=True)
+
+    app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
 
     async def _moved(sender: Any, *args: Any, **kwargs: Any) -> None:
         snapshots.view = None  # rebuilt from the table once it is restored
@@ -181,22 +291,6 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     async def emit() -> None:
         if snapshots.view is None and app.in_recovery:
             return  # the merged table is still being restored
-        records, trends = snapshots.outputs()
-        pending = []
-        for key, rec in records:
-            pending.append(
-                await app.producer.send(
-                    settings.feedback_windows_topic, key, orjson.dumps(rec), None, None, [VERSION_HEADER]
-                )
-            )
-        for key, alert in trends:
-            pending.append(
-                await app.producer.send(
-                    settings.ops_alerts_topic, key, orjson.dumps(alert), None, None, [VERSION_HEADER]
-                )
-            )
-        for fut in pending:
-            await fut
-        app.metrics.snapshots.inc(len(records))
+        await emit_snapshots(snapshots, Records(app.kafka_producer(), partitions_of), settings)
 
     return snapshots

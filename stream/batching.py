@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, cast
 
 from faust.stores.memory import Store as MemoryStore
@@ -30,6 +31,7 @@ from mode.utils.futures import notify
 # when its outputs are delivered: the consumer fetches and hands over the next
 # batch meanwhile, and acks each batch (in order) once its delivery is done.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[Awaitable[None] | None]]
+InFlight = deque[tuple["asyncio.Future[None]", list[Message]]]  # one agent's batches being delivered
 
 
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -91,12 +93,30 @@ class BatchConsumer(faust_aiokafka.Consumer):
             poke = Message(m.topic, m.partition, -1, *args, tp=tp)
             await self.wait_first(self.callback(poke), self.suspend_flow.wait())
 
-    async def _settle(self, in_flight: deque[tuple[asyncio.Future[None], list[Message]]], limit: int) -> None:
-        """Ack the batches whose outputs are delivered, oldest first; wait while over ``limit``."""
-        while in_flight and (in_flight[0][0].done() or len(in_flight) > limit):
-            delivered, messages = in_flight.popleft()
-            await delivered  # a failed delivery stops the worker with nothing acked
+    def _ack_delivered(self, queue: InFlight) -> None:
+        """Ack the batches at the head of ``queue`` whose outputs are delivered (a done callback too)."""
+        while queue:
+            delivered, messages = queue[0]
+            if not delivered.done() or delivered.cancelled() or delivered.exception() is not None:
+                return  # a failure is raised by ``_settle``: it stops the worker with nothing acked
+            queue.popleft()
             self.ack_batch(messages)
+
+    def _delivered(self, queue: InFlight, future: asyncio.Future[None]) -> None:
+        self._ack_delivered(queue)
+
+    async def _settle(self, in_flight: dict[BatchHandler, InFlight], limit: int) -> None:
+        """Ack delivered batches, oldest first per agent; wait while an agent has over ``limit``.
+
+        Each batch agent has its own queue: their topics differ, so one agent's slow
+        batch (a merge of partials after a backlog) does not hold up another's.
+        """
+        for queue in in_flight.values():
+            self._ack_delivered(queue)
+            while queue and (queue[0][0].done() or len(queue) > limit):
+                delivered, messages = queue.popleft()
+                await delivered  # a failed delivery stops the worker with nothing acked
+                self.ack_batch(messages)
 
     def ack_batch(self, messages: Sequence[Message]) -> None:
         """``ack`` every message of a batch: Faust's bookkeeping, done once per partition.
@@ -170,7 +190,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         active_offsets, standby_offsets = recovery.active_offsets, recovery.standby_offsets
         restorable = self.restorable()
         restored: dict[Any, tuple[Message, int]] = {}
-        in_flight: deque[tuple[asyncio.Future[None], list[Message]]] = deque()
+        in_flight: dict[BatchHandler, InFlight] = {}
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 generation = self.app.consumer_generation_id
@@ -224,7 +244,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self._signal_restored(restored)
                     restored.clear()
                 if not batches:
-                    await self._settle(in_flight, 0)  # idle: let every delivery finish
+                    await self._settle(in_flight, self.max_in_flight)  # deliveries ack themselves
                     continue
                 if not self.flow_active or self.app.consumer_generation_id != generation:
                     # A rebalance started while fetching: these partitions may belong
@@ -236,7 +256,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if delivered is None:
                         self.ack_batch(messages)
                     else:
-                        in_flight.append((asyncio.ensure_future(delivered), messages))
+                        queue = in_flight.setdefault(handler, deque())
+                        future = asyncio.ensure_future(delivered)
+                        queue.append((future, messages))
+                        # acked as soon as delivered, even while this loop waits on a fetch
+                        future.add_done_callback(partial(self._delivered, queue))
                 await self._settle(in_flight, self.max_in_flight)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -218,7 +218,8 @@ class WindowStore:
         self.grace = grace
         self.changelog = changelog or Changelog(table)
         self.cache: dict[int, PartitionWindows] = {}
-        self.unpublished: dict[int, set[Bucket]] = {}
+        # partition -> (dimension, key) -> buckets changed since they were last published
+        self.unpublished: dict[int, dict[Dim, set[tuple[str, int]]]] = {}
 
     def get(self, partition: int) -> PartitionWindows:
         """The partition's windows, read from the table on first use after an assignment."""
@@ -227,7 +228,7 @@ class WindowStore:
             pw = self.cache[partition] = self._load(partition)
             # republish everything once
             self.unpublished[partition] = {
-                (dim, name, b) for dim, ws in pw.partials.items() for name, bs in ws.items() for b in bs
+                dim: {(name, b) for name, bs in ws.items() for b in bs} for dim, ws in pw.partials.items()
             }
         return pw
 
@@ -253,27 +254,42 @@ class WindowStore:
             pw.expire()  # also applies what the batch summed: ``partials`` is current below
             prefix = str(p)
             partials = pw.partials
+            unpublished = self.unpublished.setdefault(p, {})
             for b in pw.dirty:
                 dim, window, start = b
                 stats = partials.get(dim, _NONE).get(window, _NONE).get(start)
                 put(out, p, bucket_key(prefix, b), dumps(stats) if stats is not None else None)
-            self.unpublished.setdefault(p, set()).update(pw.dirty)
+                changed = unpublished.get(dim)
+                if changed is None:
+                    changed = unpublished[dim] = set()
+                changed.add((window, start))
             pw.dirty.clear()
             put(out, p, prefix.encode(), orjson.dumps({"wm": pw.watermark, "applied": pw.applied}))
 
-    def take_unpublished(self) -> list[tuple[int, float, Dim, list[tuple[str, int, Any]]]]:
-        """Buckets changed since the last call, per partition and (dimension, key)."""
-        out: list[tuple[int, float, Dim, list[tuple[str, int, Any]]]] = []
-        for p, buckets in self.unpublished.items():
+    def take_unpublished(self) -> Iterator[tuple[int, float, Dim, list[tuple[str, int, Any]]]]:
+        """Buckets changed since the last call: ``(partition, watermark, dimension, buckets)``.
+
+        Lazy, so the caller can pause between partials while batches go on: each
+        partition's changes are taken when the iteration reaches it, and each partial
+        is read when it is yielded (a bucket changed meanwhile is marked again and
+        published next time too; partials replace, so that is harmless). A partition
+        revoked meanwhile is not published.
+        """
+        for p in list(self.unpublished):
             pw = self.cache.get(p)
+            changed = self.unpublished.pop(p)
             if pw is None:
                 continue
-            by_dim: dict[Dim, list[tuple[str, int, Any]]] = {}
-            for dim, window, start in buckets:
-                by_dim.setdefault(dim, []).append((window, start, pw.bucket(dim, window, start)))
-            out.extend((p, pw.watermark, dim, items) for dim, items in by_dim.items())
-            buckets.clear()
-        return out
+            self.unpublished[p] = {}
+            for dim, buckets in changed.items():
+                if self.cache.get(p) is not pw:
+                    break
+                yield (
+                    p,
+                    pw.watermark,
+                    dim,
+                    [(window, start, pw.bucket(dim, window, start)) for window, start in buckets],
+                )
 
     def forget(self, partitions: set[int]) -> None:
         """Drop cached partitions (revoked: another worker may change them meanwhile)."""
