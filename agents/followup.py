@@ -32,9 +32,10 @@ from alerts.pipeline import Record, dead_letter
 from schemas.inputs import FollowupAction
 from schemas.validate import Rejection, parse
 from stream.metrics import Metrics
+from stream.pacing import Pacer
 from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import Changelog, Outbox
+from stream.state import Changelog, Outbox, compact
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -165,33 +166,40 @@ class FollowUpAgent:
 
         Reads the summaries kept as follow-ups are saved and decodes only those due;
         the first check after a start (or a rebalance) builds them from the table.
+        With a few hundred thousand follow-ups that is tens of milliseconds (seconds
+        for the build), so the work pauses every few milliseconds and batches go on
+        meanwhile. A follow-up is read, checked and written back with no pause in
+        between, so a batch that changes it meanwhile is never overwritten.
         """
         now = self.clock()
         t = now.timestamp()
         changes = Changes()
-        dirty: dict[str, FollowUp] = {}
+        pacer = Pacer()
         if self.summaries is None:
             if self.restoring is not None and self.restoring():
                 return changes  # the table is still being restored: check when it is complete
-            self.summaries = self._summarise_table()
+            await self._summarise_table(pacer)
         waiting = overdue = resolved = total = 0
         due = []
-        for alert_id, summary in self.summaries.items():
-            if not summary.known:
-                continue
-            total += 1
-            resolved += summary.resolved
-            if summary.waiting:
-                waiting += 1
-                overdue += summary.due_at is not None and t >= summary.due_at
-            if summary.next_check_at is not None and t >= summary.next_check_at:
-                due.append(alert_id)
+        for alert_id, summary in list((self.summaries or {}).items()):
+            if summary.known:
+                total += 1
+                resolved += summary.resolved
+                if summary.waiting:
+                    waiting += 1
+                    overdue += summary.due_at is not None and t >= summary.due_at
+                if summary.next_check_at is not None and t >= summary.next_check_at:
+                    due.append(alert_id)
+            await pacer.pause()
+        notified: list[str] = []
         for alert_id in due:
             raw = self.table.data.get(alert_id.encode())
             if raw is not None:
                 fu = FollowUp.from_doc(orjson.loads(raw))
                 if check_overdue(fu, now, self.policy, changes):
-                    dirty[alert_id] = fu
+                    self._write(alert_id, fu)
+                    notified.append(alert_id)
+            await pacer.pause()
         pending = []
         for role, key, doc in changes.outputs:
             if role == "alert":
@@ -202,21 +210,48 @@ class FollowUpAgent:
                 self.metrics.escalations.labels(doc["queue"]).inc()
             pending.append(await self.send(topic, key.encode(), orjson.dumps(doc), None, [VERSION_HEADER]))
         # the overdue alerts are delivered before the state says "notified"
-        await self._deliver(pending, self._save(dirty))
+        await self._deliver(pending, self._records_of(notified))
         m = self.metrics
         m.followups_open.set(waiting)
         m.followups_overdue.set(overdue)
         m.close_rate.set(resolved / total if total else float("nan"))
         return changes
 
-    def _summarise_table(self) -> dict[str, Summary]:
+    def _write(self, alert_id: str, fu: FollowUp) -> None:
+        """A follow-up changed by the check: in the table and its summary, now."""
+        self.table.data[alert_id.encode()] = compact(orjson.dumps(fu.to_doc()))
+        if self.summaries is not None:
+            self.summaries[alert_id] = Summary.of(fu, self.policy)
+
+    def _records_of(self, alert_ids: list[str]) -> Outbox:
+        """Changelog records of these follow-ups as they are in the table when queued.
+
+        A batch may have changed one since the check wrote it: its newest value goes
+        out last, so a restart restores that.
+        """
+        out = self._outbox()
+        for alert_id in alert_ids:
+            key = alert_id.encode()
+            out.add(self.changelog.topic, self.owner(alert_id), key, self.table.data.get(key))
+        return out
+
+    async def _summarise_table(self, pacer: Pacer) -> None:
+        """Summaries of every follow-up on this worker's partitions, built a slice at a time.
+
+        The dict is in place from the start, so batches keep it current meanwhile: a
+        follow-up is summarised from the table as it is when its turn comes.
+        """
         owned = self.owned() if self.owned is not None else None
-        summaries = {}
-        for key, raw in list(self.table.data.items()):
+        summaries: dict[str, Summary] = {}
+        self.summaries = summaries
+        for key in list(self.table.data):
+            if self.summaries is not summaries:
+                return  # partitions moved meanwhile: the next check starts over
+            raw = self.table.data.get(key)
             alert_id = key.decode()
-            if owned is None or self.owner(alert_id) in owned:  # not a partition moved away
+            if raw is not None and (owned is None or self.owner(alert_id) in owned):
                 summaries[alert_id] = Summary.of(FollowUp.from_doc(orjson.loads(raw)), self.policy)
-        return summaries
+            await pacer.pause()
 
     def forget(self) -> None:
         """Partitions moved: rebuild the summaries from the table at the next check."""

@@ -151,3 +151,40 @@ def test_the_sla_check_finds_overdue_follow_ups_from_summaries_and_after_a_rebui
     clock[0] = NOW + timedelta(days=31)
     asyncio.run(agent.check())
     assert len(notices) == 4  # the second (and last) notice
+
+
+def test_an_action_that_lands_while_the_check_sends_is_kept_in_the_table_and_the_changelog() -> None:
+    """The check writes a follow-up back at once and logs its newest value, not its own copy."""
+    table = Table("followups-changelog")
+    sent: list[Sent] = []
+    clock = [NOW]
+    alert_id, doc = opened("c-7")
+    owner = owner_function(SETTINGS.partitions)(alert_id)
+    action = {
+        "action_id": "x9",
+        "alert_id": alert_id,
+        "type": "contacted",
+        "actor": "sam",
+        "at": "2026-12-22T14:00:00Z",
+    }
+    agent: FollowUpAgent
+
+    async def send(topic: str, key: bytes | None, *rest: Any) -> asyncio.Future[None]:
+        # a batch with an action for the same alert runs while the overdue notice is on its way
+        await (await agent([message(SETTINGS.followup_actions_topic, owner, orjson.dumps(action), offset=5)]))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    agent = FollowUpAgent(
+        table, SETTINGS, send, Metrics(), clock=lambda: clock[0], outbox=lambda: Outbox(sent)
+    )
+    run(agent, [message(SETTINGS.followups_topic, owner, doc)])
+    asyncio.run(agent.check())
+    clock[0] = NOW + timedelta(days=30)
+    changes = asyncio.run(agent.check())
+    assert changes.outputs  # the notice went out
+    stored = orjson.loads(table.data[alert_id.encode()])
+    assert stored["contacted_at"] is not None  # the action was not overwritten by the check's copy
+    last = [s for s in sent if s.key == alert_id.encode()][-1]
+    assert last.value == table.data[alert_id.encode()]  # a restart restores the same
