@@ -45,7 +45,14 @@ class Scores(WireModel):
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Scores:
-        if all(v is None for v in (self.nps, self.csat, self.ces, self.stars, self.ves, self.goal_completed)):
+        if (  # spelled out: this runs for every survey, and most carry an NPS
+            self.nps is None
+            and self.csat is None
+            and self.ces is None
+            and self.stars is None
+            and self.ves is None
+            and self.goal_completed is None
+        ):
             raise PydanticCustomError(
                 "missing",
                 "scores must contain at least one of nps, csat, ces, stars, ves, goal_completed",
