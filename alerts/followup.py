@@ -79,28 +79,41 @@ class Changes:
     duplicates: int = 0
 
 
+# What the follow-up stage keeps of an alert (the rest, such as the customer's recent
+# scores, is for the person following up and travels only on ``recovery-alerts``).
+KEPT_FIELDS = (
+    "kind",
+    "severity",
+    "customer_id",
+    "response_id",
+    "ticket_id",
+    "team",
+    "queue",
+    "agent_id",
+    "channel",
+    "category",
+    "metric",
+    "score",
+    "created_at",
+)
+
+
+def for_follow_up(alert: dict[str, Any]) -> dict[str, Any]:
+    """The part of an alert document ``open_alert`` reads: the follow-up stage's ``open`` record."""
+    doc = {k: alert.get(k) for k in KEPT_FIELDS}
+    doc["alert_id"] = alert.get("alert_id")
+    doc["follow_up_due_at"] = alert.get("follow_up_due_at")
+    customer = alert.get("customer") or {}
+    doc["customer"] = {"tier": customer.get("tier"), "account_value": customer.get("account_value")}
+    return doc
+
+
 def open_alert(fu: FollowUp, alert: dict[str, Any], policy: FollowUpPolicy, out: Changes) -> None:
-    """The alert arrived: start its SLA timer, then apply actions that came first."""
+    """The alert arrived (a whole alert document, or ``for_follow_up`` of one): start its SLA
+    timer, then apply actions that came first."""
     if fu.alert is not None:
         return  # a replay of the same alert
-    fu.alert = {
-        k: alert.get(k)
-        for k in (
-            "kind",
-            "severity",
-            "customer_id",
-            "response_id",
-            "ticket_id",
-            "team",
-            "queue",
-            "agent_id",
-            "channel",
-            "category",
-            "metric",
-            "score",
-            "created_at",
-        )
-    }
+    fu.alert = {k: alert.get(k) for k in KEPT_FIELDS}
     fu.alert["customer_tier"] = (alert.get("customer") or {}).get("tier")
     fu.alert["account_value"] = (alert.get("customer") or {}).get("account_value")
     fu.opened_at = to_epoch(parse_timestamp(alert["created_at"]))

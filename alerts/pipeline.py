@@ -20,6 +20,7 @@ from alerts.customer import CustomerState, to_epoch
 from alerts.detector import detect
 from alerts.escalation import alert_escalation, ticket_escalation
 from alerts.feedback import answer_dims, count_answer, count_ticket, reattribute
+from alerts.followup import for_follow_up
 from alerts.policy import AlertPolicy
 from alerts.routing import DEFAULT_RULES, Router
 from alerts.windows import PartitionWindows
@@ -265,7 +266,7 @@ class Pipeline:
             out.emits.append(
                 Emit(self.topics.recovery_alerts, cid.encode(), alert, cause_timestamp=timestamp)
             )
-            self._follow_up({"op": "open", "alert": alert}, alert["alert_id"], out)
+            self._follow_up({"op": "open", "alert": for_follow_up(alert)}, alert["alert_id"], out)
             if self.policy.escalates(state.tier, state.account_value):
                 self._escalate(alert_escalation(alert, state, self.router, now), out)
         for alert_id, score in found.updated:

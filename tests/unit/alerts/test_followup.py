@@ -14,10 +14,14 @@ from alerts.followup import (
     FollowUpPolicy,
     apply_action,
     check_overdue,
+    for_follow_up,
     next_check_at,
     open_alert,
     update_alert,
 )
+from alerts.pipeline import Pipeline, Record, Topics
+from alerts.policy import AlertPolicy
+from tests.factories import raw, survey, ticket
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 POLICY = FollowUpPolicy(renotify_s=600, max_notices=2, lead_queue="{queue}-lead")
@@ -143,3 +147,25 @@ def test_next_check_at_is_exactly_when_the_check_would_act(
         now = T0 + timedelta(seconds=seconds)
         acted = check_overdue(fu, now, POLICY, Changes())
         assert acted == (expected is not None and now.timestamp() >= expected)
+
+
+def test_the_follow_up_record_of_an_alert_opens_the_same_follow_up_as_the_whole_alert() -> None:
+    """The intake sends the follow-up stage ``for_follow_up(alert)``, not the alert with its context."""
+    pipeline = Pipeline(
+        Topics("s", "t", "rekey", "alerts", "dlq", followups="fu"), AlertPolicy(), lambda c: 0
+    )
+    records = [
+        Record("t", 0, 1, None, raw(ticket("c1", "t1", "created", team="billing", customer_tier="gold"))),
+        Record("s", 0, 2, None, raw(survey("c1", "r1", nps=1, ces=1, ticket_id="t1"))),
+    ]
+    result = pipeline.process(records, lambda cid: None, T0)
+    alerts = [e.value for e in result.emits if e.topic == "alerts"]
+    opens = [e.value["alert"] for e in result.emits if e.topic == "fu" and isinstance(e.value, dict)]
+    assert len(alerts) == len(opens) == 2
+    for whole, sent in zip(alerts, opens, strict=True):
+        assert isinstance(whole, dict) and "recent_scores" in whole["customer"]
+        assert sent == for_follow_up(whole) and "recent_scores" not in sent["customer"]
+        a, b = FollowUp(whole["alert_id"]), FollowUp(whole["alert_id"])
+        open_alert(a, whole, POLICY, Changes())
+        open_alert(b, sent, POLICY, Changes())
+        assert a.to_doc() == b.to_doc() and a.alert is not None and a.alert["customer_tier"] == "gold"
