@@ -181,7 +181,13 @@ class FollowUpAgent:
             await self._summarise_table(pacer)
         waiting = overdue = resolved = total = 0
         due = []
-        for alert_id, summary in list((self.summaries or {}).items()):
+        summaries = self.summaries or {}
+        # a list of the keys, not of (key, summary) pairs: strings are not tracked by the
+        # garbage collector, and a young generation of 200k tuples cost a 50-70 ms collection
+        for alert_id in list(summaries):
+            summary = summaries.get(alert_id)
+            if summary is None:
+                continue  # gone meanwhile
             if summary.known:
                 total += 1
                 resolved += summary.resolved
