@@ -186,3 +186,33 @@ def test_a_failed_merge_fails_the_batches_after_it_and_sends_none_of_theirs() ->
 
     asyncio.run(go())
     assert sent == []
+
+
+class MovingOutbox(Outbox):
+    """Loses the snapshots' view (partitions moved) when the first record is added."""
+
+    def __init__(self, sent: list[Sent], snaps: Snapshots) -> None:
+        super().__init__(sent)
+        self.snaps = snaps
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        super().add(*args, **kwargs)
+        self.snaps.view = None
+
+
+def test_keys_not_emitted_when_partitions_move_mid_emit_are_emitted_next_time() -> None:
+    store = windows_with({0: [(TEAM_A, END - 60, 0), (TEAM_B, END - 60, 10)]})
+    published: list[Sent] = []
+    first: list[Sent] = []
+    second: list[Sent] = []
+    snaps = snapshots()
+
+    async def go() -> None:
+        await publish_partials(store, Outbox(published), "partials")
+        await (await MergeAgent(snaps.table, snaps, lambda: Outbox([]))(as_messages(published)))
+        await emit_snapshots(snaps, MovingOutbox(first, snaps), SETTINGS)
+        await emit_snapshots(snaps, Outbox(second), SETTINGS)  # the view is rebuilt from the table
+
+    asyncio.run(go())
+    assert {s.key for s in first} == {b"team:a"}  # the first key, then the view was gone
+    assert {s.key for s in second} == {b"team:a", b"team:b"}  # every key again, from the new view
