@@ -83,16 +83,9 @@ class Snapshots:
         self.dirty.update(view)
         return view
 
-    def merged(self) -> dict[str, list[tuple[float, dict[str, Any]]]]:
-        """``dimension␟key`` -> [(watermark, partial doc) per partition] for the changed keys.
-
-        Table keys: ``dimension␟key␟partition`` (watermark) and
-        ``dimension␟key␟partition␟window␟start`` (one bucket's stats).
-        """
-        view = self._view()
-        return {k: list(view[k].values()) for k in self.take_changed() if k in view}
-
     def _view(self) -> dict[str, dict[str, tuple[float, dict[str, dict[str, Any]]]]]:
+        """The view, built from the table first if needed. Table keys: ``dimension␟key␟partition``
+        (watermark) and ``dimension␟key␟partition␟window␟start`` (one bucket's stats)."""
         if self.view is None:
             self.view = self._build()
         return self.view
@@ -102,17 +95,6 @@ class Snapshots:
         self._view()
         dirty, self.dirty = self.dirty, set()
         return sorted(dirty)
-
-    def outputs(self) -> tuple[list[tuple[bytes, dict[str, Any]]], list[tuple[bytes, dict[str, Any]]]]:
-        """Snapshot records and trend alerts for every key changed since the last call."""
-        now = self.clock()
-        snapshots: list[tuple[bytes, dict[str, Any]]] = []
-        trends: list[tuple[bytes, dict[str, Any]]] = []
-        for dimkey in self.take_changed():
-            records, raised = self.outputs_of(dimkey, now)
-            snapshots.extend(records)
-            trends.extend(raised)
-        return snapshots, trends
 
     def outputs_of(
         self, dimkey: str, now: datetime
@@ -181,8 +163,7 @@ async def emit_snapshots(snapshots: Snapshots, out: Outbox, settings: Settings) 
     n = 0
     for dimkey in snapshots.take_changed():
         if snapshots.view is None:
-            snapshots.dirty.add(dimkey)
-            break  # partitions moved meanwhile: every key is emitted from the new view next time
+            break  # partitions moved meanwhile: the new view marks every key, emitted next time
         records, trends = snapshots.outputs_of(dimkey, now)
         for key, rec in records:
             out.add(settings.feedback_windows_topic, None, key, orjson.dumps(rec), [VERSION_HEADER])

@@ -93,17 +93,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
             poke = Message(m.topic, m.partition, -1, *args, tp=tp)
             await self.wait_first(self.callback(poke), self.suspend_flow.wait())
 
-    def _ack_delivered(self, queue: InFlight) -> None:
-        """Ack the batches at the head of ``queue`` whose outputs are delivered (a done callback too)."""
+    def _ack_delivered(self, queue: InFlight, _done: object = None) -> None:
+        """Ack the batches at the head of ``queue`` whose outputs are delivered (also a done callback)."""
         while queue:
             delivered, messages = queue[0]
             if not delivered.done() or delivered.cancelled() or delivered.exception() is not None:
                 return  # a failure is raised by ``_settle``: it stops the worker with nothing acked
             queue.popleft()
             self.ack_batch(messages)
-
-    def _delivered(self, queue: InFlight, future: asyncio.Future[None]) -> None:
-        self._ack_delivered(queue)
 
     async def _settle(self, in_flight: dict[BatchHandler, InFlight], limit: int) -> None:
         """Ack delivered batches, oldest first per agent; wait while an agent has over ``limit``.
@@ -260,7 +257,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         future = asyncio.ensure_future(delivered)
                         queue.append((future, messages))
                         # acked as soon as delivered, even while this loop waits on a fetch
-                        future.add_done_callback(partial(self._delivered, queue))
+                        future.add_done_callback(partial(self._ack_delivered, queue))
                 await self._settle(in_flight, self.max_in_flight)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0

@@ -16,7 +16,6 @@ class Acks:
     """Just the ack bookkeeping of ``BatchConsumer`` (no broker, no Faust app)."""
 
     _ack_delivered = BatchConsumer._ack_delivered
-    _delivered = BatchConsumer._delivered
     _settle = BatchConsumer._settle
 
     def __init__(self) -> None:
@@ -30,7 +29,7 @@ def hand_over(acks: Acks, queue: InFlight, name: str) -> asyncio.Future[None]:
     """As the drain loop does with a batch agent's delivery."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     queue.append((future, [name]))
-    future.add_done_callback(partial(acks._delivered, queue))
+    future.add_done_callback(partial(acks._ack_delivered, queue))
     return future
 
 
