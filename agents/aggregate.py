@@ -22,7 +22,6 @@ from faust.types import Message
 
 from agents.intake import VERSION_HEADER, utc_now
 from alerts.snapshots import snapshot_records, trend_alerts
-from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.settings import Settings
@@ -220,18 +219,6 @@ class MergeAgent:
         await out.deliver()  # the merged table's changelog, before the batch is acked
 
 
-def _partitions_of(app: SurveyApp, settings: Settings) -> Callable[[str], int | None]:
-    """Partition counts for placing records by key (the partials topic has ``settings.partitions``)."""
-
-    def partitions_of(topic: str) -> int | None:
-        if topic == settings.partials_topic:
-            return settings.partitions
-        found = app.kafka_producer().client.cluster.partitions_for_topic(topic)
-        return len(found) if found else None
-
-    return partitions_of
-
-
 def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) -> Snapshots:
     """Declare the partials topic, the merge agent and the two timers on ``app``."""
     partials = app.topic(
@@ -246,11 +233,10 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     )
     snapshots = Snapshots(table, settings, app.metrics)
     interval = settings.snapshot_interval_s
-    partitions_of = _partitions_of(app, settings)
 
     @app.timer(interval, name="publish-window-partials")  # type: ignore[untyped-decorator]
     async def publish() -> None:
-        await publish_partials(windows, Records(app.kafka_producer(), partitions_of), settings.partials_topic)
+        await publish_partials(windows, app.outbox(), settings.partials_topic)
 
     merge = MergeAgent(table, snapshots, app.outbox)
     app.batch_agent(partials)(merge)
@@ -272,6 +258,6 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     async def emit() -> None:
         if snapshots.view is None and app.in_recovery:
             return  # the merged table is still being restored
-        await emit_snapshots(snapshots, Records(app.kafka_producer(), partitions_of), settings)
+        await emit_snapshots(snapshots, app.outbox(), settings)
 
     return snapshots
