@@ -114,8 +114,9 @@ def open_alert(fu: FollowUp, alert: dict[str, Any], policy: FollowUpPolicy, out:
     if fu.alert is not None:
         return  # a replay of the same alert
     fu.alert = {k: alert.get(k) for k in KEPT_FIELDS}
-    fu.alert["customer_tier"] = (alert.get("customer") or {}).get("tier")
-    fu.alert["account_value"] = (alert.get("customer") or {}).get("account_value")
+    customer = alert.get("customer") or {}
+    fu.alert["customer_tier"] = customer.get("tier")
+    fu.alert["account_value"] = customer.get("account_value")
     fu.opened_at = to_epoch(parse_timestamp(alert["created_at"]))
     fu.due_at = to_epoch(parse_timestamp(alert["follow_up_due_at"]))
     pending, fu.pending = fu.pending, []

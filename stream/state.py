@@ -277,10 +277,9 @@ class WindowStore:
         """
         for p in list(self.unpublished):
             pw = self.cache.get(p)
-            changed = self.unpublished.pop(p)
-            if pw is None:
+            changed = self.unpublished.pop(p, None)  # None: forgotten while an earlier one was read
+            if pw is None or changed is None:
                 continue
-            self.unpublished[p] = {}
             for dim, buckets in changed.items():
                 if self.cache.get(p) is not pw:
                     break
