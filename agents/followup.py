@@ -22,6 +22,7 @@ from alerts.followup import (
     Changes,
     FollowUp,
     FollowUpPolicy,
+    SlaIndex,
     Summary,
     apply_action,
     check_overdue,
@@ -63,7 +64,7 @@ class FollowUpAgent:
         self.tail: asyncio.Future[None] | None = None  # the newest delivery of state
         self.owned = owned  # partitions of the follow-ups topic this worker has
         self.restoring = restoring  # True while tables are being restored after an assignment
-        self.summaries: dict[str, Summary] | None = None  # alert id -> summary; None: to build
+        self.summaries: SlaIndex | None = None  # alert id -> summary and the totals; None: to build
         self.metrics = metrics
         self.clock = clock
         self.owner = owner_function(settings.partitions)
@@ -140,7 +141,7 @@ class FollowUpAgent:
         for alert_id, fu in dirty.items():
             self.changelog.put(out, self.owner(alert_id), alert_id.encode(), orjson.dumps(fu.to_doc()))
             if summaries is not None:
-                summaries[alert_id] = Summary.of(fu, self.policy)
+                summaries.put(alert_id, Summary.of(fu, self.policy))
         return out
 
     def _deliver(self, sent: list[asyncio.Future[Any]], state: Outbox) -> asyncio.Future[None]:
@@ -164,12 +165,13 @@ class FollowUpAgent:
     async def check(self) -> Changes:
         """Raise what is overdue now; refresh the follow-up gauges.
 
-        Reads the summaries kept as follow-ups are saved and decodes only those due;
-        the first check after a start (or a rebalance) builds them from the table.
-        With a few hundred thousand follow-ups that is tens of milliseconds (seconds
-        for the build), so the work pauses every few milliseconds and batches go on
-        meanwhile. A follow-up is read, checked and written back with no pause in
-        between, so a batch that changes it meanwhile is never overwritten.
+        Reads the summaries kept as follow-ups are saved (``SlaIndex``): the gauges come
+        from its totals, and only the follow-ups due are decoded, so a check costs what
+        is due, not what is open. The first check after a start (or a rebalance) builds
+        the index from the table, seconds with a few hundred thousand follow-ups, so
+        the work pauses every few milliseconds and batches go on meanwhile. A follow-up
+        is read, checked and written back with no pause in between, so a batch that
+        changes it meanwhile is never overwritten.
         """
         now = self.clock()
         t = now.timestamp()
@@ -179,32 +181,21 @@ class FollowUpAgent:
             if self.restoring is not None and self.restoring():
                 return changes  # the table is still being restored: check when it is complete
             await self._summarise_table(pacer)
-        waiting = overdue = resolved = total = 0
-        due = []
-        summaries = self.summaries or {}
-        # a list of the keys, not of (key, summary) pairs: strings are not tracked by the
-        # garbage collector, and a young generation of 200k tuples cost a 50-70 ms collection
-        for alert_id in list(summaries):
-            summary = summaries.get(alert_id)
-            if summary is None:
-                continue  # gone meanwhile
-            if summary.known:
-                total += 1
-                resolved += summary.resolved
-                if summary.waiting:
-                    waiting += 1
-                    overdue += summary.due_at is not None and t >= summary.due_at
-                if summary.next_check_at is not None and t >= summary.next_check_at:
-                    due.append(alert_id)
-            await pacer.pause()
+        summaries = self.summaries
+        if summaries is None:
+            return changes  # partitions moved while the summaries were built: the next check
         notified: list[str] = []
-        for alert_id in due:
+        for alert_id in summaries.take_due(t):
+            if self.summaries is not summaries:
+                break  # partitions moved meanwhile: the next check starts over
             raw = self.table.data.get(alert_id.encode())
             if raw is not None:
                 fu = FollowUp.from_doc(orjson.loads(raw))
                 if check_overdue(fu, now, self.policy, changes):
                     self._write(alert_id, fu)
                     notified.append(alert_id)
+                else:
+                    summaries.recheck(alert_id)  # as a scan would: due again at the next check
             await pacer.pause()
         pending = []
         for role, key, doc in changes.outputs:
@@ -218,16 +209,17 @@ class FollowUpAgent:
         # the overdue alerts are delivered before the state says "notified"
         await self._deliver(pending, self._records_of(notified))
         m = self.metrics
-        m.followups_open.set(waiting)
-        m.followups_overdue.set(overdue)
-        m.close_rate.set(resolved / total if total else float("nan"))
+        if self.summaries is summaries:  # else partitions moved meanwhile: the next check sets them
+            m.followups_open.set(summaries.waiting)
+            m.followups_overdue.set(summaries.overdue(t))
+            m.close_rate.set(summaries.resolved / summaries.total if summaries.total else float("nan"))
         return changes
 
     def _write(self, alert_id: str, fu: FollowUp) -> None:
         """A follow-up changed by the check: in the table and its summary, now."""
         self.table.data[alert_id.encode()] = compact(orjson.dumps(fu.to_doc()))
         if self.summaries is not None:
-            self.summaries[alert_id] = Summary.of(fu, self.policy)
+            self.summaries.put(alert_id, Summary.of(fu, self.policy))
 
     def _records_of(self, alert_ids: list[str]) -> Outbox:
         """Changelog records of these follow-ups as they are in the table when queued.
@@ -248,7 +240,7 @@ class FollowUpAgent:
         follow-up is summarised from the table as it is when its turn comes.
         """
         owned = self.owned() if self.owned is not None else None
-        summaries: dict[str, Summary] = {}
+        summaries = SlaIndex()
         self.summaries = summaries
         for key in list(self.table.data):
             if self.summaries is not summaries:
@@ -256,7 +248,7 @@ class FollowUpAgent:
             raw = self.table.data.get(key)
             alert_id = key.decode()
             if raw is not None and (owned is None or self.owner(alert_id) in owned):
-                summaries[alert_id] = Summary.of(FollowUp.from_doc(orjson.loads(raw)), self.policy)
+                summaries.put(alert_id, Summary.of(FollowUp.from_doc(orjson.loads(raw)), self.policy))
             await pacer.pause()
 
     def forget(self) -> None:

@@ -7,6 +7,8 @@ in the state. Repeated ``action_id``s change nothing.
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -199,6 +201,103 @@ class Summary:
         return cls(
             next_check_at(fu, policy), fu.alert is not None, fu.waiting, fu.due_at, fu.status == "resolved"
         )
+
+
+class SlaIndex:
+    """Every follow-up's ``Summary``, with the SLA check's totals and due times kept as they change.
+
+    The check used to scan every summary each time for its gauges and for what was
+    due: ~1 µs per follow-up, 60-190 ms of CPU every 5 s with 70k of them, growing
+    with the state. Here the totals are counted as summaries change, and two heaps
+    (next check time; deadline of each waiting follow-up) give what is due and what
+    is overdue in time order, so a check costs what changed since the last one.
+    Heap entries are checked against the current summary when they come up (an
+    entry whose summary changed meanwhile is dropped then), so the heaps hold at most
+    one entry per change made within the longest SLA.
+    """
+
+    def __init__(self) -> None:
+        self.summaries: dict[str, Summary] = {}
+        self.total = 0  # follow-ups whose alert has arrived
+        self.resolved = 0  # of those, resolved
+        self.waiting = 0  # of those, waiting for a first contact
+        self._checks: list[tuple[float, str]] = []  # (next_check_at, alert id)
+        self._deadlines: list[tuple[float, str]] = []  # (due_at, alert id) of waiting ones
+        self._overdue: set[str] = set()  # waiting ones whose deadline had passed at ``_now``
+        self._now = -math.inf
+
+    def __len__(self) -> int:
+        return len(self.summaries)
+
+    def __contains__(self, alert_id: object) -> bool:
+        return alert_id in self.summaries
+
+    def get(self, alert_id: str) -> Summary | None:
+        """The summary of ``alert_id``, if any."""
+        return self.summaries.get(alert_id)
+
+    def put(self, alert_id: str, summary: Summary) -> None:
+        """Set (or replace) the summary of ``alert_id``."""
+        old = self.summaries.get(alert_id)
+        self.summaries[alert_id] = summary
+        if old is not None and old.known:
+            self.total -= 1
+            self.resolved -= old.resolved
+            self.waiting -= old.waiting
+        if summary.known:
+            self.total += 1
+            self.resolved += summary.resolved
+            self.waiting += summary.waiting
+        at = summary.next_check_at
+        if at is not None and (old is None or old.next_check_at != at):
+            heapq.heappush(self._checks, (at, alert_id))
+        deadline = _deadline(summary)
+        if old is None or _deadline(old) != deadline:
+            self._overdue.discard(alert_id)
+            if deadline is not None:
+                heapq.heappush(self._deadlines, (deadline, alert_id))
+
+    def recheck(self, alert_id: str) -> None:
+        """Offer ``alert_id`` to the next ``take_due`` again (taken, but its check did not act)."""
+        summary = self.summaries.get(alert_id)
+        if summary is not None and summary.next_check_at is not None:
+            heapq.heappush(self._checks, (summary.next_check_at, alert_id))
+
+    def take_due(self, t: float) -> list[str]:
+        """The follow-ups whose next check is due at ``t``, earliest first; each is handed out once."""
+        due: list[str] = []
+        seen: set[str] = set()
+        checks = self._checks
+        while checks and checks[0][0] <= t:
+            at, alert_id = heapq.heappop(checks)
+            summary = self.summaries.get(alert_id)
+            if summary is not None and summary.next_check_at == at and alert_id not in seen:
+                seen.add(alert_id)
+                due.append(alert_id)
+        return due
+
+    def overdue(self, t: float) -> int:
+        """How many follow-ups wait for a first contact past their deadline at ``t``."""
+        if t < self._now:  # the clock went back: deadlines not passed at ``t`` go back to the heap
+            for alert_id in list(self._overdue):
+                deadline = _deadline(self.summaries[alert_id])
+                if deadline is None or deadline > t:
+                    self._overdue.discard(alert_id)
+                    if deadline is not None:
+                        heapq.heappush(self._deadlines, (deadline, alert_id))
+        self._now = t
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= t:
+            due_at, alert_id = heapq.heappop(deadlines)
+            summary = self.summaries.get(alert_id)
+            if summary is not None and _deadline(summary) == due_at:
+                self._overdue.add(alert_id)
+        return len(self._overdue)
+
+
+def _deadline(summary: Summary) -> float | None:
+    """When a follow-up counts as overdue, if it is one the gauges count (arrived, waiting)."""
+    return summary.due_at if summary.known and summary.waiting else None
 
 
 def check_overdue(fu: FollowUp, now: datetime, policy: FollowUpPolicy, out: Changes) -> bool:

@@ -36,8 +36,10 @@ def snapshot_records(
 ) -> list[dict[str, Any]]:
     """One record per window and metric that has any data."""
     out = []
+    as_of, emitted_at = _ts(watermark), format_timestamp(now)
     for spec in specs:
         start, end, vals = window_values(spec, partials, watermark)
+        window_start, window_end = _ts(start), _ts(end)
         for v in vals:
             if v.n == 0:
                 continue
@@ -47,8 +49,8 @@ def snapshot_records(
                 "dimension": dimension,
                 "key": key,
                 "window": spec.name,
-                "window_start": _ts(start),
-                "window_end": _ts(end),
+                "window_start": window_start,
+                "window_end": window_end,
                 "metric": v.metric,
                 "responses": v.n,
                 "value": v.value if sufficient else None,
@@ -58,8 +60,8 @@ def snapshot_records(
                 "ci_low": v.ci_low,
                 "ci_high": v.ci_high,
                 "min_responses": min_n,
-                "as_of": _ts(watermark),
-                "emitted_at": format_timestamp(now),
+                "as_of": as_of,
+                "emitted_at": emitted_at,
             }
             if v.counts:
                 rec.update(v.counts)

@@ -17,9 +17,10 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import Any
 
-from alerts.scores import Stats, add_into, zero
+from alerts.scores import WIDTH, Stats, zero
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 Dim = tuple[str, str]
@@ -241,9 +242,10 @@ def merged_stats(
 ) -> tuple[int, int, Stats]:
     """Sum the buckets of ``spec``'s current window over every partition's partial doc."""
     start, end = spec.bounds(watermark)
-    total = zero()
-    for doc in partials:
-        for b, s in doc.get(spec.name, {}).items():
-            if start <= int(b) < end:
-                add_into(total, s)
+    inside = [s for doc in partials for b, s in doc.get(spec.name, {}).items() if start <= int(b) < end]
+    # column sums in C: a snapshot sums ~100 buckets per key and window (a loop per
+    # bucket in Python cost ~1 ms per key); the same additions in the same order
+    total = [sum(column) for column in zip_longest(*inside, fillvalue=0.0)] if inside else zero()
+    if len(total) < WIDTH:
+        total += [0.0] * (WIDTH - len(total))  # buckets written before a field was added
     return start, end, total

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +12,8 @@ from alerts.followup import (
     Changes,
     FollowUp,
     FollowUpPolicy,
+    SlaIndex,
+    Summary,
     apply_action,
     check_overdue,
     for_follow_up,
@@ -169,3 +171,63 @@ def test_the_follow_up_record_of_an_alert_opens_the_same_follow_up_as_the_whole_
         open_alert(a, whole, POLICY, Changes())
         open_alert(b, sent, POLICY, Changes())
         assert a.to_doc() == b.to_doc() and a.alert is not None and a.alert["customer_tier"] == "gold"
+
+
+_times = st.one_of(st.none(), st.integers(0, 20).map(float))
+_summaries = st.builds(Summary, _times, st.booleans(), st.booleans(), _times, st.booleans())
+_ids = st.sampled_from(["a", "b", "c", "d"])
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), _ids, _summaries),
+        st.tuples(st.just("recheck"), _ids, st.none()),
+        st.tuples(st.just("due"), st.integers(0, 22).map(float), st.none()),
+        st.tuples(st.just("overdue"), st.integers(0, 22).map(float), st.none()),
+    ),
+    max_size=60,
+)
+
+
+@given(_ops)
+def test_the_sla_index_agrees_with_a_scan_of_every_summary(ops: list[tuple[str, Any, Any]]) -> None:
+    """Totals, overdue counts (also when the clock goes back) and due follow-ups, against a brute force.
+
+    Due follow-ups are handed out once per next-check time (or ``recheck``): the scan
+    model keeps the ids handed out since their next check last changed.
+    """
+    index = SlaIndex()
+    summaries: dict[str, Summary] = {}
+    offered: set[str] = set()  # ids with a next check not handed out yet
+    for op, arg, summary in ops:
+        if op == "put":
+            old = summaries.get(arg)
+            summaries[arg] = summary
+            index.put(arg, summary)
+            if summary.next_check_at is None:
+                offered.discard(arg)
+            elif old is None or old.next_check_at != summary.next_check_at:
+                offered.add(arg)
+        elif op == "recheck":
+            index.recheck(arg)
+            if arg in summaries and summaries[arg].next_check_at is not None:
+                offered.add(arg)
+        elif op == "due":
+            expected = sorted(
+                (a for a in offered if cast(float, summaries[a].next_check_at) <= arg),
+                key=lambda a: (summaries[a].next_check_at, a),
+            )
+            assert index.take_due(arg) == expected
+            offered -= set(expected)
+        else:
+            overdue = sum(
+                1
+                for s in summaries.values()
+                if s.known and s.waiting and s.due_at is not None and arg >= s.due_at
+            )
+            assert index.overdue(arg) == overdue
+        known = [s for s in summaries.values() if s.known]
+        assert (index.total, index.resolved, index.waiting) == (
+            len(known),
+            sum(s.resolved for s in known),
+            sum(s.waiting for s in known),
+        )
+        assert len(index) == len(summaries)
