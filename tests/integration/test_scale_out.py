@@ -113,10 +113,25 @@ def test_a_second_worker_takes_partitions_over_and_the_alerts_are_those_of_one_w
         time.sleep(3)  # anything extra would come now
         have = got(a.read_all([a.settings.recovery_alerts_topic]))
         missing, extra = wanted - have, have - wanted
-        assert not missing and not extra, f"{len(missing)} missing, {len(extra)} extra of {len(wanted)}"
+        # on a failure, both workers' recovery and rebalance lines (their logs go with the tmp dir)
+        assert not missing and not extra, (
+            f"{len(missing)} missing, {len(extra)} extra of {len(wanted)}\n"
+            f"--- first worker ---\n{_story(a.log)}\n--- second worker ---\n{_story(b_log)}"
+        )
         assert consumed(b_port) > 0, b_log.read_text()[-3000:]  # the second worker took its share
     finally:
         if second is not None and second.poll() is None:
             second.terminate()
             second.wait(60)
         a.close()
+
+
+def _story(log: Path) -> str:
+    """A worker log's lines about rebalances and recovery, and its last lines."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    words = ("Recovery", "assigned", "revoked", "ERROR", "Traceback")
+    keep = [line for line in lines if any(w in line for w in words)]
+    return "\n".join([*keep[-60:], "...", *lines[-20:]])
