@@ -245,7 +245,7 @@ def merged_stats(
     inside = [s for doc in partials for b, s in doc.get(spec.name, {}).items() if start <= int(b) < end]
     # column sums in C: a snapshot sums ~100 buckets per key and window (a loop per
     # bucket in Python cost ~1 ms per key); the same additions in the same order
-    total = [sum(column) for column in zip_longest(*inside, fillvalue=0.0)] if inside else zero()
+    total = [sum(column, 0.0) for column in zip_longest(*inside, fillvalue=0.0)] if inside else zero()
     if len(total) < WIDTH:
         total += [0.0] * (WIDTH - len(total))  # buckets written before a field was added
     return start, end, total
