@@ -286,10 +286,6 @@ class SlaIndex:
     def __contains__(self, alert_id: object) -> bool:
         return alert_id in self.summaries
 
-    def get(self, alert_id: str) -> Summary | None:
-        """The summary of ``alert_id``, if any."""
-        return self.summaries.get(alert_id)
-
     def put(self, alert_id: str, summary: Summary) -> None:
         """Set (or replace) the summary of ``alert_id``."""
         old = self.summaries.get(alert_id)
