@@ -32,6 +32,7 @@ from mode.utils.futures import notify
 # batch meanwhile, and acks each batch (in order) once its delivery is done.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[Awaitable[None] | None]]
 InFlight = deque[tuple["asyncio.Future[None]", list[Message]]]  # one agent's batches being delivered
+Unread = dict[Any, tuple[int, int]]  # partition -> first and last offset fetched and then not handled
 
 
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -50,6 +51,41 @@ class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
         return consumer
+
+    async def rewind(self, unread: Unread) -> None:
+        """Seek partitions back to records that were fetched and then not handled.
+
+        Fetching moved each partition's position past its records. Records dropped
+        because a rebalance began are normally read again after the seek that ends
+        the rebalance; but a fetch can span that seek (recovery seeks the changelog
+        partitions while the flow is still stopped) and come back after it, and then
+        nothing reads its records again: recovery waited forever for them.
+        """
+        await self.call_thread(self._rewind, self._ensure_consumer(), unread)
+
+    async def _rewind(self, consumer: Any, unread: Unread) -> None:
+        rewind_positions(consumer, unread)  # on the consumer's own loop: no seek can come between
+
+
+def rewind_positions(consumer: Any, unread: Unread) -> list[Any]:
+    """Seek an aiokafka consumer's partitions back to ``first`` where still past ``last``.
+
+    A position at or before ``last`` means a seek since the fetch, which reads those
+    records again anyway. One past them is the fetch's own (or a seek past them:
+    those records then come again and are skipped as already seen). Must run on the
+    consumer's event loop. Returns the partitions it moved back.
+    """
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return []
+    moved = []
+    for tp, (first, last) in unread.items():
+        state = assignment.state_value(tp)
+        if state is not None and state.has_valid_position and state.position > last:
+            consumer.seek(tp, first)
+            moved.append(tp)
+    return moved
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -161,6 +197,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if records is None or self.should_stop:
             return generation, []
         if not self.flow_active:
+            await self.rewind({tp: (rs[0].offset, rs[-1].offset) for tp, rs in records.items() if rs})
             try:
                 await self.perform_seek()
             except Exception as exc:  # as Faust's getmany: the next rebalance seeks again
@@ -169,12 +206,23 @@ class BatchConsumer(faust_aiokafka.Consumer):
         to_message = self._to_message
         track = self.app.monitor.track_tp_end_offset
         out: list[tuple[Any, list[Message]]] = []
+        paused: Unread = {}
         for tp, batch in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
+                if batch:
+                    paused[tp] = (batch[0].offset, batch[-1].offset)
                 continue
             track(tp, self.highwater(tp))
             out.append((tp, [to_message(tp, record) for record in batch]))
+        if paused:
+            await self.rewind(paused)
         return generation, out
+
+    async def rewind(self, unread: Unread) -> None:
+        """Fetch again records that were fetched and then not handled (``BatchConsumerThread.rewind``)."""
+        if unread:
+            self.log.info("Fetching again %d partition(s) whose records were not handled", len(unread))
+            await cast(BatchConsumerThread, self._thread).rewind(unread)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         handlers = self.batch_handlers()
@@ -190,17 +238,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
         in_flight: dict[BatchHandler, InFlight] = {}
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                generation = self.app.consumer_generation_id
                 batches: dict[BatchHandler, list[Message]] = {}
                 await self.sleep(0)
                 if self.should_stop:
                     break
                 fetched, found = await self.fetch(timeout=1.0)
-                for tp, messages in found:
+                unread: Unread = {}  # dropped because a rebalance began: to be fetched again
+                read_before: dict[Any, int | None] = {}  # partitions of ``batches``: read offset before
+                for i, (tp, messages) in enumerate(found):
                     if not self.flow_active or self.app.consumer_generation_id != fetched:
-                        break  # a rebalance began since the fetch: as Faust's getmany, stop here
+                        # a rebalance began since the fetch: as Faust's getmany, stop here
+                        unread.update((t, (m[0].offset, m[-1].offset)) for t, m in found[i:])
+                        break
                     handler = handlers.get(tp.topic)
                     kept: list[Message] = []  # this partition's records for its batch agent
+                    r_before = read_offset[tp]
                     for message in messages:
                         offset = message.offset
                         r_offset = read_offset[tp]
@@ -233,20 +285,30 @@ class BatchConsumer(faust_aiokafka.Consumer):
                             else:
                                 await self.wait_first(callback(message), self.suspend_flow.wait())
                                 if not self.flow_active or self.app.consumer_generation_id != fetched:
-                                    break  # a rebalance began meanwhile: the rest is fetched again
+                                    # a rebalance began meanwhile: the rest is fetched again
+                                    unread[tp] = (offset, messages[-1].offset)
+                                    break
                         read_offset[tp] = offset
                     if kept:
                         batches.setdefault(cast(BatchHandler, handler), []).extend(kept)
+                        read_before[tp] = r_before
+                        unread[tp] = (kept[0].offset, kept[-1].offset)  # until handed over
                 if restored:
                     await self._signal_restored(restored)
                     restored.clear()
+                if batches and self.flow_active and self.app.consumer_generation_id == fetched:
+                    for tp in read_before:
+                        del unread[tp]  # handed over below
+                else:
+                    # A rebalance began since the fetch: these partitions may belong to
+                    # another worker now. Drop the batches unacked; they are read again
+                    # from the committed offsets (or, without one, from where they began)
+                    batches.clear()
+                    read_offset.update(read_before)
+                if unread:
+                    await self.rewind(unread)
                 if not batches:
                     await self._settle(in_flight, self.max_in_flight)  # deliveries ack themselves
-                    continue
-                if not self.flow_active or self.app.consumer_generation_id != generation:
-                    # A rebalance started while fetching: these partitions may belong
-                    # to another worker now. Drop the batch unacked; recovery seeks
-                    # every assigned partition back to its committed offset.
                     continue
                 for handler, messages in batches.items():
                     delivered = await handler(messages)
