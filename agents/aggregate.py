@@ -11,6 +11,7 @@ Partials replace (not add to) what came before, so a replay changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from alerts.snapshots import snapshot_records, trend_alerts
 from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.settings import Settings
-from stream.state import SEP, Changelog, Outbox, WindowStore
+from stream.state import SEP, Changelog, Outbox, WindowStore, merged_key_partition
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -83,7 +84,20 @@ class Snapshots:
                 doc.setdefault(fields[3], {})[fields[4]] = orjson.loads(raw)
             by_p[fields[2]] = (wm, doc)
         self.dirty.update(view)
+        self._forget_gone(view)
         return view
+
+    def _forget_gone(self, view: dict[str, Any]) -> None:
+        """Stop exporting keys the table no longer holds (their partitions moved to another worker)."""
+        m = self.metrics
+        for labels in [labels for labels in self._children if f"{labels[0]}{SEP}{labels[1]}" not in view]:
+            del self._children[labels]
+            for gauge in (m.window_value, m.window_samples, m.window_stderr):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*labels)
+        for dimension, keys in self.exported.items():
+            keys.difference_update([k for k in keys if f"{dimension}{SEP}{k}" not in view])
+        self.active_trends = {t for t in self.active_trends if f"{t[0]}{SEP}{t[1]}" in view}
 
     def _view(self) -> dict[str, dict[str, tuple[float, dict[str, dict[str, Any]]]]]:
         """The view, built from the table first if needed. Table keys: ``dimension␟key␟partition``
@@ -241,7 +255,9 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
         value_serializer="raw",
     )
     table = app.state_table(
-        "window-merged", "Latest window partial of every (dimension, key) from every input partition."
+        "window-merged",
+        "Latest window partial of every (dimension, key) from every input partition.",
+        merged_key_partition(settings.partitions),
     )
     snapshots = Snapshots(table, settings, app.metrics)
     interval = settings.snapshot_interval_s
@@ -268,8 +284,8 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
 
     @app.timer(interval, name="emit-window-snapshots")  # type: ignore[untyped-decorator]
     async def emit() -> None:
-        if snapshots.view is None and app.in_recovery:
-            return  # the merged table is still being restored
+        if snapshots.view is None and (app.in_recovery or app.sweeping(table)):
+            return  # the merged table is still being restored, or cleared of partitions given away
         await emit_snapshots(snapshots, app.outbox(), settings)
 
     return snapshots

@@ -36,7 +36,7 @@ from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import Changelog, Outbox, compact
+from stream.state import Changelog, Outbox, by_key, compact
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
@@ -266,7 +266,9 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUp
         key_serializer="raw",
         value_serializer="raw",
     )
-    table = app.state_table("followups", "Follow-up state per alert id (orjson documents).")
+    table = app.state_table(
+        "followups", "Follow-up state per alert id (orjson documents).", by_key(settings.partitions)
+    )
 
     def owned() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.followups_topic}

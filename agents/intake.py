@@ -24,7 +24,7 @@ from schemas.common import SCHEMA_VERSION
 from stream.metrics import Metrics
 from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import CustomerStore, Outbox, WindowStore
+from stream.state import CustomerStore, Outbox, WindowStore, by_key, window_key_partition
 from stream.topics import service_topics
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ class IntakeAgent:
         self.declare = declare
         self.declared: set[str] = set()
         self.metrics = metrics
+        # read at each scrape: also right after a rebalance dropped the partitions given away
+        metrics.customers.set_function(lambda: len(store))
         self.clock = clock
         self.first: asyncio.Future[None] | None = None  # the newest batch's outputs and buckets
         self.tail: asyncio.Future[None] | None = None  # the newest batch's whole delivery
@@ -169,7 +171,6 @@ class IntakeAgent:
                     self.held.pop(cid, None)
                     self.due.pop(cid, None)
                 self.requested.pop(cid, None)  # its state as of now is known: ask again when due
-        self.metrics.customers.set(len(self.store))
         # The deliveries below keep only the counts and the alerts' cause times: the batch's
         # documents and customer states (their records are built) are freed now, not when the
         # broker answers. Up to four batches are on their way; kept alive, their objects
@@ -226,7 +227,9 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         value_serializer="raw",
     )
     table = app.state_table(
-        "customers", "Per-customer state: tickets, profile and recent answers (orjson documents)."
+        "customers",
+        "Per-customer state: tickets, profile and recent answers (orjson documents).",
+        by_key(settings.partitions),
     )
     topics = Topics(
         survey_responses=settings.survey_responses_topic,
@@ -265,7 +268,9 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         return await app.producer.send(topic, key, value, partition, None, headers)
 
     windows_table = app.state_table(
-        "windows", "Per-partition rolling-window buckets and watermarks (orjson documents)."
+        "windows",
+        "Per-partition rolling-window buckets and watermarks (orjson documents).",
+        window_key_partition,
     )
     windows = WindowStore(windows_table, settings.window_specs(), settings.late_grace_s)
     agent = IntakeAgent(

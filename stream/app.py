@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, cast
 
 import faust
+from faust.stores.memory import Store as MemoryStore
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -13,6 +16,9 @@ from stream.batching import BatchHandler, BatchTransport
 from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.settings import Settings
+from stream.sweep import PartitionOf, sweep
+
+log = logging.getLogger(__name__)
 
 
 class SurveyApp(faust.App):
@@ -24,14 +30,55 @@ class SurveyApp(faust.App):
         self.metrics = metrics
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.raw_tables: list[Any] = []  # restored by the batch consumer (see stream.batching)
+        self.sweeps: dict[str, asyncio.Future[None]] = {}  # table name -> its running sweep
 
-    def state_table(self, name: str, help: str) -> Any:
-        """A changelog-backed table of orjson documents, partitioned like the inputs."""
+    def state_table(self, name: str, help: str, partition_of: PartitionOf) -> Any:
+        """A changelog-backed table of orjson documents, partitioned like the inputs.
+
+        ``partition_of(key)`` is the changelog partition its writers give ``key``: after
+        each rebalance the keys of partitions this worker no longer has are dropped.
+        """
         table = self.Table(
             name, partitions=self.settings.partitions, key_type=bytes, value_type=bytes, help=help
         )
         self.raw_tables.append(table)
+
+        async def recovered() -> None:
+            self._start_sweep(table, partition_of)
+
+        table.on_recover(recovered)
         return table
+
+    def _start_sweep(self, table: Any, partition_of: PartitionOf) -> None:
+        """Drop ``table``'s keys of partitions given away, a slice at a time (``stream.sweep``)."""
+        if not isinstance(table.data, MemoryStore):
+            return  # other stores keep their partitions themselves
+        recovery = cast(Any, self.tables).recovery
+        tps = recovery.actives_for_table.get(table, set()) | recovery.standbys_for_table.get(table, set())
+        owned = {tp.partition for tp in tps}
+        running = self.sweeps.pop(table.name, None)
+        if running is not None:
+            running.cancel()  # of an earlier assignment
+        if len(owned) >= self.settings.partitions:
+            return  # every partition is this worker's: nothing to drop
+        generation = self.consumer_generation_id
+
+        async def run() -> None:
+            try:
+                dropped = await sweep(
+                    table.data.data, owned, partition_of, lambda: self.consumer_generation_id == generation
+                )
+            finally:
+                if self.sweeps.get(table.name) is task:
+                    del self.sweeps[table.name]
+            if dropped:
+                log.info("Table %s: dropped %d keys of partitions given away", table.name, dropped)
+
+        task = self.sweeps[table.name] = asyncio.ensure_future(run())
+
+    def sweeping(self, table: Any) -> bool:
+        """Whether ``table`` may still hold keys of partitions this worker gave away."""
+        return table.name in self.sweeps
 
     def kafka_producer(self) -> Any:
         """The aiokafka producer under Faust's (started with the app)."""

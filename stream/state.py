@@ -18,6 +18,7 @@ import zstandard
 
 from alerts.customer import CustomerState
 from alerts.windows import Dim, PartitionWindows, WindowSpec
+from stream.partitioning import partition_for
 
 
 def compact(value: bytes) -> bytes:
@@ -187,6 +188,31 @@ class CustomerStore:
 _NONE: dict[Any, Any] = {}
 SEP = "\x1f"  # unit separator: cannot clash with team or channel names
 Bucket = tuple[Dim, str, int]
+_SEP = SEP.encode()
+
+
+def by_key(partitions: int) -> Callable[[bytes], int]:
+    """The changelog partition of a table keyed like the inputs (customer ids, alert ids)."""
+    return lambda key: partition_for(key, partitions)
+
+
+def window_key_partition(key: bytes) -> int:
+    """The changelog partition of a ``WindowStore`` key: ``<partition>`` or ``<partition>␟...``."""
+    return int(key.split(_SEP, 1)[0])
+
+
+def merged_key_partition(partitions: int) -> Callable[[bytes], int]:
+    """The changelog partition of a merged-window key ``dimension␟key␟partition[␟window␟start]``.
+
+    The merge writes each key on the partition of the partial it came from, which
+    the partials' key ``dimension␟key`` placed with Kafka's default partitioner.
+    """
+
+    def partition_of(key: bytes) -> int:
+        dimension, name, _ = key.split(_SEP, 2)
+        return partition_for(dimension + _SEP + name, partitions)
+
+    return partition_of
 
 
 def bucket_key(prefix: str, b: Bucket) -> bytes:

@@ -224,3 +224,30 @@ def test_keys_not_emitted_when_partitions_move_mid_emit_are_emitted_next_time() 
     asyncio.run(go())
     assert {s.key for s in first} == {b"team:a"}  # the first key, then the view was gone
     assert {s.key for s in second} == {b"team:a", b"team:b"}  # every key again, from the new view
+
+
+def test_keys_whose_partitions_moved_away_stop_being_exported_as_gauges() -> None:
+    store = windows_with({0: [(TEAM_A, END - 60, 0), (TEAM_B, END - 60, 10)]})
+    published: list[Sent] = []
+    snaps = snapshots()
+    registry = snaps.metrics.registry
+
+    def samples(key: str) -> float | None:
+        return registry.get_sample_value(
+            "survey_alerts_window_samples", {"dimension": "team", "key": key, "window": "24h", "metric": "nps"}
+        )
+
+    async def go() -> None:
+        await publish_partials(store, Outbox(published), "partials")
+        await (await MergeAgent(snaps.table, snaps, lambda: Outbox([]))(as_messages(published)))
+        await emit_snapshots(snaps, Outbox([]), SETTINGS)
+        assert samples("a") == 1 and samples("b") == 1
+        # team b's partition went to another worker: the sweep dropped its keys, the view is rebuilt
+        for key in [k for k in snaps.table.data if k.startswith(b"team\x1fb\x1f")]:
+            del snaps.table.data[key]
+        snaps.view = None
+        await emit_snapshots(snaps, Outbox([]), SETTINGS)
+
+    asyncio.run(go())
+    assert samples("a") == 1
+    assert samples("b") is None  # exported by the worker that has it now, not by this one too

@@ -87,7 +87,7 @@ def test_a_batch_sends_alerts_with_the_version_header_and_saves_state_per_partit
     assert table.data[b"c1"] == changelog[0][2]
     assert metrics.alerts.labels("detractor", "critical")._value.get() == 1
     assert metrics.invalid.labels("survey-responses", "invalid_json")._value.get() == 1
-    assert metrics.customers._value.get() == 1
+    assert metrics.registry.get_sample_value("survey_alerts_customers_in_state") == 1
 
 
 def test_state_written_by_one_batch_is_read_by_the_next() -> None:

@@ -14,12 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.customer import CustomerState
 from alerts.pipeline import Pipeline, Record, Topics
 from stream.brokers import LocalBroker, free_port
 from stream.generate import Generator, Message
 from stream.partitioning import owner_function, partition_for
+from stream.state import by_key, merged_key_partition, window_key_partition
 from tests.integration.conftest import Service
 
 pytestmark = pytest.mark.integration
@@ -51,17 +53,6 @@ def expected_alert_ids(service: Service, messages: list[Message]) -> set[str]:
         for e in result.emits
         if e.topic == s.recovery_alerts_topic and isinstance(e.value, dict)
     }
-
-
-def consumed(port: int) -> float:
-    """Input records a worker has read, from its /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("survey_alerts_records_consumed_total{")
-    )
 
 
 @pytest.mark.parametrize("recovery_pause_s", [None, 0.5], ids=["as_is", "recovery_slow_to_resume"])
@@ -127,12 +118,58 @@ def test_a_second_worker_takes_partitions_over_and_the_alerts_are_those_of_one_w
             f"{len(missing)} missing, {len(extra)} extra of {len(wanted)}\n"
             f"--- first worker ---\n{_story(a.log)}\n--- second worker ---\n{_story(b_log)}"
         )
-        assert consumed(b_port) > 0, b_log.read_text()[-3000:]  # the second worker took its share
+        # the second worker took its share
+        assert metric_sum(b_port, "survey_alerts_records_consumed_total") > 0, b_log.read_text()[-3000:]
+
+        # every changelog record is on the partition its table's sweep expects for the key
+        n = a.settings.partitions
+        partition_of = {
+            "customers": by_key(n),
+            "followups": by_key(n),
+            "windows": window_key_partition,
+            "window-merged": merged_key_partition(n),
+        }
+        latest: dict[str, dict[bytes, bytes | None]] = {name: {} for name in partition_of}
+        changelogs = {f"{a.settings.app_id}-{name}-changelog": name for name in partition_of}
+        for r in a.read_all(list(changelogs)):
+            name = changelogs[r.topic]
+            assert r.partition == partition_of[name](r.key), (name, r.key, r.partition)
+            latest[name][r.key] = r.value
+        # and each worker holds and exports only its own partitions' state: the first
+        # one dropped what it gave away (it kept every key before, and its gauges)
+        live_customers = sum(v is not None for v in latest["customers"].values())
+        assert (
+            metric_sum(a.port, "survey_alerts_customers_in_state")
+            + metric_sum(b_port, "survey_alerts_customers_in_state")
+            == live_customers
+        )
+        a_keys, b_keys = gauge_keys(a.port), gauge_keys(b_port)
+        assert a_keys and b_keys
+        assert not a_keys & b_keys, sorted(a_keys & b_keys)[:10]
     finally:
         if second is not None and second.poll() is None:
             second.terminate()
             second.wait(60)
         a.close()
+
+
+def scrape(port: int) -> list[Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        return list(text_string_to_metric_families(resp.read().decode()))
+
+
+def metric_sum(port: int, name: str) -> float:
+    return sum(s.value for f in scrape(port) for s in f.samples if s.name == name)
+
+
+def gauge_keys(port: int) -> set[tuple[str, str]]:
+    """The (dimension, key)s whose rolling-window gauges a worker exports."""
+    return {
+        (s.labels["dimension"], s.labels["key"])
+        for f in scrape(port)
+        for s in f.samples
+        if s.name == "survey_alerts_window_samples"
+    }
 
 
 def _story(log: Path) -> str:
