@@ -59,9 +59,11 @@ class SurveyApp(faust.App):
         running = self.sweeps.pop(table.name, None)
         if running is not None:
             running.cancel()  # of an earlier assignment
+        generation = self.consumer_generation_id
+        if getattr(recovery, "_generation_id", generation) != generation:
+            return  # a newer assignment came before its recovery began: that recovery sweeps
         if len(owned) >= self.settings.partitions:
             return  # every partition is this worker's: nothing to drop
-        generation = self.consumer_generation_id
 
         async def run() -> None:
             try:
