@@ -233,9 +233,8 @@ def test_keys_whose_partitions_moved_away_stop_being_exported_as_gauges() -> Non
     registry = snaps.metrics.registry
 
     def samples(key: str) -> float | None:
-        return registry.get_sample_value(
-            "survey_alerts_window_samples", {"dimension": "team", "key": key, "window": "24h", "metric": "nps"}
-        )
+        labels = {"dimension": "team", "key": key, "window": "24h", "metric": "nps"}
+        return registry.get_sample_value("survey_alerts_window_samples", labels)
 
     async def go() -> None:
         await publish_partials(store, Outbox(published), "partials")

@@ -55,22 +55,22 @@ def expected_alert_ids(service: Service, messages: list[Message]) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("recovery_pause_s", [None, 0.5], ids=["as_is", "recovery_slow_to_resume"])
+@pytest.mark.parametrize("scenario", ["as_is", "recovery_slow_to_resume", "second_crashes"])
 def test_a_second_worker_takes_partitions_over_and_the_alerts_are_those_of_one_worker(
-    kafka: LocalBroker, tmp_path: Path, recovery_pause_s: float | None
+    kafka: LocalBroker, tmp_path: Path, scenario: str
 ) -> None:
     # no waiting for tickets: a held survey that is edited meanwhile is replaced by the edit, so
     # which alerts a stream raises would depend on how the two input topics interleave
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = Service(kafka, tmp_path / "a", ticket_wait_s="0")
-    if recovery_pause_s is not None:
+    if scenario == "recovery_slow_to_resume":
         # a fetch spanning recovery's seek of the changelogs comes back before the flow
         # resumes (see slow_recovery/sitecustomize.py): its records must be fetched again
         a.env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).parent / "slow_recovery"), *filter(None, [a.env.get("PYTHONPATH")])]
         )
-        a.env["SURVEY_ALERTS_TEST_RECOVERY_PAUSE_S"] = str(recovery_pause_s)
+        a.env["SURVEY_ALERTS_TEST_RECOVERY_PAUSE_S"] = "0.5"
     second: subprocess.Popen[bytes] | None = None
     try:
         a.start()
@@ -100,6 +100,14 @@ def test_a_second_worker_takes_partitions_over_and_the_alerts_are_those_of_one_w
                 while b"Worker ready" not in b_log.read_bytes():
                     assert second.poll() is None and time.monotonic() < deadline, b_log.read_text()[-3000:]
                     time.sleep(0.2)
+            if i == 2 * len(messages) // 3 and scenario == "second_crashes":
+                a.producer.flush()
+                time.sleep(2)  # it has taken in some of its share, with commits and deliveries on the way
+                assert second is not None
+                taken = metric_sum(b_port, "survey_alerts_records_consumed_total")
+                assert taken > 0, b_log.read_text()[-3000:]
+                second.kill()  # no goodbye: after the session timeout the first worker takes all back
+                second.wait(30)
         a.producer.flush()
 
         wanted = expected_alert_ids(a, messages)
@@ -118,8 +126,6 @@ def test_a_second_worker_takes_partitions_over_and_the_alerts_are_those_of_one_w
             f"{len(missing)} missing, {len(extra)} extra of {len(wanted)}\n"
             f"--- first worker ---\n{_story(a.log)}\n--- second worker ---\n{_story(b_log)}"
         )
-        # the second worker took its share
-        assert metric_sum(b_port, "survey_alerts_records_consumed_total") > 0, b_log.read_text()[-3000:]
 
         # every changelog record is on the partition its table's sweep expects for the key
         n = a.settings.partitions
@@ -135,9 +141,14 @@ def test_a_second_worker_takes_partitions_over_and_the_alerts_are_those_of_one_w
             name = changelogs[r.topic]
             assert r.partition == partition_of[name](r.key), (name, r.key, r.partition)
             latest[name][r.key] = r.value
+        live_customers = sum(v is not None for v in latest["customers"].values())
+        if scenario == "second_crashes":  # the first worker has every partition again
+            assert metric_sum(a.port, "survey_alerts_customers_in_state") == live_customers
+            return
+        # the second worker took its share
+        assert metric_sum(b_port, "survey_alerts_records_consumed_total") > 0, b_log.read_text()[-3000:]
         # and each worker holds and exports only its own partitions' state: the first
         # one dropped what it gave away (it kept every key before, and its gauges)
-        live_customers = sum(v is not None for v in latest["customers"].values())
         assert (
             metric_sum(a.port, "survey_alerts_customers_in_state")
             + metric_sum(b_port, "survey_alerts_customers_in_state")
