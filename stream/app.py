@@ -70,6 +70,9 @@ class SurveyApp(faust.App):
                 dropped = await sweep(
                     table.data.data, owned, partition_of, lambda: self.consumer_generation_id == generation
                 )
+            except Exception:  # a key its table's partition_of cannot place: a bug, said loudly
+                log.exception("Table %s: sweep failed; keys of partitions given away stay", table.name)
+                return
             finally:
                 if self.sweeps.get(table.name) is task:
                     del self.sweeps[table.name]
