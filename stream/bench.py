@@ -430,6 +430,7 @@ def run_bench(
     latency_seconds: float,
     restart_timeout_s: float = 600.0,
     pin_worker: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Every measurement of issue #5 in one run; returns the result object."""
     local: LocalBroker | None = None
@@ -476,11 +477,17 @@ def run_bench(
         )
         say(f"  {result['faust_naive_events_per_s']:,} events/s")
 
-        say(f"the service's full pipeline over {events:,} events ...")
+        say(f"the service's full pipeline over {events:,} events ({workers} worker(s)) ...")
         worker = Worker(run, env)
+        others = [Worker(run, env) for _ in range(workers - 1)]  # the same group: they share the partitions
         try:
             result["service_events_per_s"] = round(full_pipeline(run, worker, events))
+            result["service_workers"] = workers
             say(f"  {result['service_events_per_s']:,} events/s")
+            if others:
+                say("  stopping the other workers: the first one takes every partition back")
+                for other in others:
+                    other.stop()
             # quiet for longer than a snapshot interval: the backlog's last window partials
             # published, merged and emitted (~0.5 s of work) before the latency run, not in it
             settle = worker.wait_idle(quiet_s=math.ceil(settings.snapshot_interval_s) + 1)
@@ -527,6 +534,8 @@ def run_bench(
                 f" {result['latency_main_thread_cpu_wait_pct']}%"
             )
         finally:
+            for other in others:
+                other.stop()
             worker.stop()
 
         say(f"state: {state_customers:,} distinct customers ...")

@@ -162,6 +162,13 @@ def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) 
     help="During the latency run, give the worker a core of its own (the broker and the load share the"
     " others), as in a deployment where Kafka and the producers run elsewhere.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Workers (one process each, in one group) for the full pipeline's run; the rest run one.",
+)
 def bench(
     broker: str,
     events: int,
@@ -173,6 +180,7 @@ def bench(
     latency_rate: float,
     latency_seconds: float,
     pin_worker: bool,
+    workers: int,
 ) -> None:
     """Measure throughput against baselines, alert latency, memory and restart time (last line: JSON)."""
     import orjson
@@ -190,6 +198,7 @@ def bench(
         latency_rate,
         latency_seconds,
         pin_worker=pin_worker,
+        workers=workers,
     )
     click.echo(orjson.dumps(result).decode())
 

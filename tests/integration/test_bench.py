@@ -47,6 +47,8 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
             "200",
             "--latency-seconds",
             "3",
+            "--workers",
+            "2",  # the full pipeline's run with two workers in one group; the rest with the first
         ],
         capture_output=True,
         text=True,
@@ -56,7 +58,7 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(result) >= KEYS
-    assert result["events"] == 3000 and result["state_customers"] == 2000
+    assert result["events"] == 3000 and result["state_customers"] == 2000 and result["service_workers"] == 2
     assert [k for k in sorted(KEYS) if not result[k] > 0] == [], result
     assert result["latency_main_thread_ran_pct"] >= 0 and result["latency_main_thread_cpu_wait_pct"] >= 0
     assert "the service's full pipeline" in done.stderr  # progress went to stderr
