@@ -273,6 +273,19 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         window_key_partition,
     )
     windows = WindowStore(windows_table, settings.window_specs(), settings.late_grace_s)
+
+    async def _warm_windows() -> None:
+        found = app.recovered(windows_table)
+        if found is not None:  # (else a newer assignment's recovery calls back when done)
+
+            async def warm() -> None:
+                loaded = await windows.warm(*found)
+                if loaded:
+                    log.info("Windows of partitions %s loaded ahead of their first batch", sorted(loaded))
+
+            app.background("loading the windows of new partitions", warm())
+
+    windows_table.on_recover(_warm_windows)
     agent = IntakeAgent(
         pipeline,
         CustomerStore(table),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
@@ -31,6 +31,7 @@ class SurveyApp(faust.App):
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.raw_tables: list[Any] = []  # restored by the batch consumer (see stream.batching)
         self.sweeps: dict[str, asyncio.Future[None]] = {}  # table name -> its running sweep
+        self._background: set[asyncio.Future[Any]] = set()
 
     def state_table(self, name: str, help: str, partition_of: PartitionOf) -> Any:
         """A changelog-backed table of orjson documents, partitioned like the inputs.
@@ -49,27 +50,36 @@ class SurveyApp(faust.App):
         table.on_recover(recovered)
         return table
 
+    def recovered(self, table: Any) -> tuple[set[int], Callable[[], bool]] | None:
+        """In a table's recover callback: its partitions now, and whether that assignment is still current.
+
+        None when a newer assignment came before its recovery began (that recovery
+        calls back again once it is done).
+        """
+        recovery = cast(Any, self.tables).recovery
+        tps = recovery.actives_for_table.get(table, set()) | recovery.standbys_for_table.get(table, set())
+        generation = self.consumer_generation_id
+        if getattr(recovery, "_generation_id", generation) != generation:
+            return None
+        return {tp.partition for tp in tps}, lambda: self.consumer_generation_id == generation
+
     def _start_sweep(self, table: Any, partition_of: PartitionOf) -> None:
         """Drop ``table``'s keys of partitions given away, a slice at a time (``stream.sweep``)."""
         if not isinstance(table.data, MemoryStore):
             return  # other stores keep their partitions themselves
-        recovery = cast(Any, self.tables).recovery
-        tps = recovery.actives_for_table.get(table, set()) | recovery.standbys_for_table.get(table, set())
-        owned = {tp.partition for tp in tps}
         running = self.sweeps.pop(table.name, None)
         if running is not None:
             running.cancel()  # of an earlier assignment
-        generation = self.consumer_generation_id
-        if getattr(recovery, "_generation_id", generation) != generation:
-            return  # a newer assignment came before its recovery began: that recovery sweeps
+        found = self.recovered(table)
+        if found is None:
+            return
+        owned, current = found
         if len(owned) >= self.settings.partitions:
             return  # every partition is this worker's: nothing to drop
 
         async def run() -> None:
             try:
-                dropped = await sweep(
-                    table.data.data, owned, partition_of, lambda: self.consumer_generation_id == generation
-                )
+                dropped = await sweep(table.data.data, owned, partition_of, current)
             except Exception:  # a key its table's partition_of cannot place: a bug, said loudly
                 log.exception("Table %s: sweep failed; keys of partitions given away stay", table.name)
                 return
@@ -80,6 +90,19 @@ class SurveyApp(faust.App):
                 log.info("Table %s: dropped %d keys of partitions given away", table.name, dropped)
 
         task = self.sweeps[table.name] = asyncio.ensure_future(run())
+
+    def background(self, what: str, coro: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Run ``coro`` beside the agents (kept referenced); a failure is logged as ``what`` failing."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed", what, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
 
     def sweeping(self, table: Any) -> bool:
         """Whether ``table`` may still hold keys of partitions this worker gave away."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from typing import cast
 
 import orjson
 import pytest
@@ -10,8 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts.customer import CustomerState
+from alerts.scores import answer_stats
+from alerts.windows import PartitionWindows
 from schemas.inputs import TicketEvent
-from stream.state import _ZDICT_V1, CustomerStore, StateCodec
+from stream.pacing import Pacer
+from stream.settings import Settings
+from stream.state import _ZDICT_V1, CustomerStore, StateCodec, WindowStore
 from tests.fakes import Outbox, Sent, Table
 
 
@@ -109,3 +115,75 @@ def test_an_unknown_or_damaged_value_is_an_error_not_a_silent_reset() -> None:
     stored = codec.encode(orjson.dumps(customer().to_doc()), False)
     with pytest.raises(ValueError, match="does not decode"):
         codec.decode(stored[: len(stored) // 2])  # a zstd frame cut short
+
+
+def windows_table() -> Table:
+    """A window table as intake leaves it: three partitions with buckets of two teams, one late bucket."""
+    settings = Settings(app_id="unit", partitions=4, windows="24h,7d", window_buckets=24)
+    store = WindowStore(Table("windows-changelog"), settings.window_specs(), settings.late_grace_s)
+    end = 1_763_800_000.0
+    for partition in (0, 1, 3):
+        pw = store.get(partition)
+        for i, (team, ago, score) in enumerate([("a", 60, 0), ("b", 7200, 9), ("a", 3 * 86400, 10)]):
+            ts = end - ago - partition
+            stats = answer_stats(score, None, None, None, None, None)
+            pw.begin(f"surveys/{partition}", i)
+            pw.observe(ts)
+            pw.apply([("team", team)], ts, stats, pw.open_mask(ts))
+            pw.done(f"surveys/{partition}", i)
+        store.save({partition}, Outbox([]))
+    return cast(Table, store.table)
+
+
+def fresh(table: Table) -> WindowStore:
+    settings = Settings(app_id="unit", partitions=4, windows="24h,7d", window_buckets=24)
+    return WindowStore(table, settings.window_specs(), settings.late_grace_s)
+
+
+def same(a: PartitionWindows, b: PartitionWindows) -> bool:
+    return (a.watermark, a.applied, a.partials) == (b.watermark, b.applied, b.partials)
+
+
+def test_warming_loads_each_partition_as_its_first_batch_would() -> None:
+    table = windows_table()
+    warmed, lazy = fresh(table), fresh(table)
+    assert asyncio.run(warmed.warm({0, 1, 2}, lambda: True, Pacer(slice_s=1e-9))) == [0, 1, 2]
+    for p in (0, 1, 2):
+        assert same(warmed.cache[p], lazy.get(p))
+        assert warmed.unpublished[p] == lazy.unpublished[p]  # republished once, like a lazy load
+    assert 3 not in warmed.cache  # not asked for
+
+
+def test_a_partition_a_batch_loaded_meanwhile_keeps_that_load() -> None:
+    table = windows_table()
+    store = fresh(table)
+
+    async def go() -> list[int]:
+        async def batch() -> None:
+            store.get(1).watermark += 1  # a batch loaded partition 1 and moved on from there
+
+        task = asyncio.ensure_future(batch())  # runs at the warm-up's first pause
+        loaded = await store.warm({0, 1}, lambda: True, Pacer(slice_s=1e-9))
+        await task
+        return loaded
+
+    first = fresh(table).get(1).watermark
+    assert asyncio.run(go()) == [0]
+    assert store.cache[1].watermark == first + 1
+
+
+def test_warming_stops_when_the_assignment_changes() -> None:
+    store = fresh(windows_table())
+    generation = [1]
+
+    async def go() -> list[int]:
+        async def rebalance() -> None:
+            generation[0] = 2
+
+        task = asyncio.ensure_future(rebalance())
+        loaded = await store.warm({0, 1}, lambda: generation[0] == 1, Pacer(slice_s=1e-9))
+        await task
+        return loaded
+
+    assert asyncio.run(go()) == []
+    assert store.cache == {}
