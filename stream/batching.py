@@ -35,6 +35,11 @@ InFlight = deque[tuple["asyncio.Future[None]", list[Message]]]  # one agent's ba
 Unread = dict[Any, tuple[int, int]]  # partition -> first and last offset fetched and then not handled
 
 
+def span(records: Sequence[Any]) -> tuple[int, int]:
+    """The first and last offset of a partition's records (non-empty, in order)."""
+    return records[0].offset, records[-1].offset
+
+
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread, with a fetch wait fit for low latency.
 
@@ -197,7 +202,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if records is None or self.should_stop:
             return generation, []
         if not self.flow_active:
-            await self.rewind({tp: (rs[0].offset, rs[-1].offset) for tp, rs in records.items() if rs})
+            await self.rewind({tp: span(rs) for tp, rs in records.items() if rs})
             try:
                 await self.perform_seek()
             except Exception as exc:  # as Faust's getmany: the next rebalance seeks again
@@ -210,7 +215,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp, batch in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 if batch:
-                    paused[tp] = (batch[0].offset, batch[-1].offset)
+                    paused[tp] = span(batch)
                 continue
             track(tp, self.highwater(tp))
             out.append((tp, [to_message(tp, record) for record in batch]))
@@ -248,7 +253,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 for i, (tp, messages) in enumerate(found):
                     if not self.flow_active or self.app.consumer_generation_id != fetched:
                         # a rebalance began since the fetch: as Faust's getmany, stop here
-                        unread.update((t, (m[0].offset, m[-1].offset)) for t, m in found[i:])
+                        unread.update((t, span(m)) for t, m in found[i:])
                         break
                     handler = handlers.get(tp.topic)
                     kept: list[Message] = []  # this partition's records for its batch agent
@@ -292,7 +297,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if kept:
                         batches.setdefault(cast(BatchHandler, handler), []).extend(kept)
                         read_before[tp] = r_before
-                        unread[tp] = (kept[0].offset, kept[-1].offset)  # until handed over
+                        unread[tp] = span(kept)  # until handed over
                 if restored:
                     await self._signal_restored(restored)
                     restored.clear()

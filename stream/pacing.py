@@ -23,9 +23,12 @@ class Pacer:
         self.until = time.perf_counter() + slice_s
         self.yields = 0
 
-    async def pause(self) -> None:
-        """Between two items of work: yield if this slice is used up."""
-        if time.perf_counter() >= self.until:
-            await asyncio.sleep(0)
-            self.yields += 1
-            self.until = time.perf_counter() + self.slice_s
+    async def pause(self) -> bool:
+        """Between two items of work: yield if this slice is used up. Returns whether it yielded
+        (anything else may have run meanwhile, say a rebalance)."""
+        if time.perf_counter() < self.until:
+            return False
+        await asyncio.sleep(0)
+        self.yields += 1
+        self.until = time.perf_counter() + self.slice_s
+        return True

@@ -308,9 +308,7 @@ class WindowStore:
             raw = data.get(key) if pw is not None else None
             if pw is not None and raw is not None:
                 _load_record(pw, rest if sep else None, raw)
-            yields = pacer.yields
-            await pacer.pause()
-            if pacer.yields != yields and not current():
+            if await pacer.pause() and not current():
                 return []
         installed = [p for p in loading if p not in self.cache]
         for p in installed:

@@ -44,8 +44,6 @@ async def sweep(
         if partition_of(key) not in owned:
             data.pop(key, None)
             dropped += 1
-        yields = pacer.yields
-        await pacer.pause()
-        if pacer.yields != yields and not current():
+        if await pacer.pause() and not current():
             return None
     return dropped
