@@ -129,6 +129,20 @@ async def produce(bootstrap: str, items: Any, total: int, label: str) -> float:
     return time.perf_counter() - started
 
 
+def inprocess(settings: Settings, n: int, load: Generator, partitions: int) -> dict[str, Any]:
+    """The intake agent and the floor in this process (``stream.bench_inprocess``), first ``n`` events."""
+    from stream import bench_inprocess as bi
+
+    messages = bi.placed(generated(settings, n, load), partitions, bi.now_timestamp())
+    floor = bi.floor(settings, messages, partitions)
+    rate, _ = bi.intake(settings, messages, partitions)
+    return {
+        "intake_inprocess_events_per_s": round(rate),
+        "floor_events_per_s": round(floor.events_per_s),
+        "floor_us_per_event": floor.us_per_event,
+    }
+
+
 def mixed_load(customers: int) -> Generator:
     """The generator of the mixed load (its simulated clock starts on 2026-11-01)."""
     return Generator(
@@ -431,6 +445,7 @@ def run_bench(
     restart_timeout_s: float = 600.0,
     pin_worker: bool = False,
     workers: int = 1,
+    inprocess_events: int = 200_000,
 ) -> dict[str, Any]:
     """Every measurement of issue #5 in one run; returns the result object."""
     local: LocalBroker | None = None
@@ -464,6 +479,15 @@ def run_bench(
         topics = [settings.survey_responses_topic, settings.ticket_events_topic]
         result["raw_events_per_s"] = round(asyncio.run(raw_consume(run.bootstrap, topics, events)))
         say(f"  {result['raw_events_per_s']:,} events/s")
+
+        n_inprocess = min(inprocess_events, events)
+        say(f"in process, no broker, over {n_inprocess:,} of the same events ...")
+        result.update(inprocess(settings, n_inprocess, mixed_load(customers), partitions))  # the same events
+        say(
+            f"  the intake agent {result['intake_inprocess_events_per_s']:,} events/s; the floor (decode,"
+            f" validate, customer state and its changelog record) {result['floor_events_per_s']:,} events/s:"
+            f" {result['floor_us_per_event']} µs per event"
+        )
 
         say(f"bare Faust agent loop over {min(baseline_events, events):,} events ...")
         result["faust_bare_events_per_s"] = round(

@@ -149,6 +149,12 @@ def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) 
     help="Events the idiomatic per-event Faust pipeline reads.",
 )
 @click.option(
+    "--inprocess-events",
+    default=200_000,
+    show_default=True,
+    help="Events for the in-process measurements (the intake and the floor, no broker).",
+)
+@click.option(
     "--state-customers",
     default=1_000_000,
     show_default=True,
@@ -176,6 +182,7 @@ def bench(
     partitions: int,
     baseline_events: int,
     naive_events: int,
+    inprocess_events: int,
     state_customers: int,
     latency_rate: float,
     latency_seconds: float,
@@ -199,6 +206,7 @@ def bench(
         latency_seconds,
         pin_worker=pin_worker,
         workers=workers,
+        inprocess_events=inprocess_events,
     )
     click.echo(orjson.dumps(result).decode())
 
