@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -71,8 +72,17 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, never starting with ``-``.
+
+    One in 64 starts with ``-``, which the storage tool's argument parser takes for an
+    option ("argument --cluster-id/-t: expected one argument"); Kafka's own
+    ``Uuid.randomUuid`` draws again for the same reason.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(draw().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 class LocalBroker:
@@ -304,7 +314,7 @@ class ApacheKafka(LocalBroker):
             return  # formatted before: a restart keeps the data
         done = subprocess.run(
             self._java(
-                "kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(), "-c", str(props)
+                "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id(), "-c", str(props)
             ),
             capture_output=True,
             text=True,
