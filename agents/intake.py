@@ -208,6 +208,26 @@ class IntakeAgent:
             self.metrics.alert_latency.observe(max(0.0, now - cause))
 
 
+def pipeline_from(settings: Settings) -> Pipeline:
+    """The intake's pipeline as ``settings`` configure it (topics, policy, routing, partitions)."""
+    topics = Topics(
+        survey_responses=settings.survey_responses_topic,
+        ticket_events=settings.ticket_events_topic,
+        rekey=settings.rekey_topic,
+        recovery_alerts=settings.recovery_alerts_topic,
+        dlq=settings.dlq_topic,
+        escalations_prefix=settings.escalations_prefix,
+        followups=settings.followups_topic,
+    )
+    return Pipeline(
+        topics,
+        settings.policy(),
+        owner_function(settings.partitions),
+        settings.router(),
+        settings.ticket_wait_s,
+    )
+
+
 def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Send]:
     """Declare the intake topics and table on ``app`` and register the batch agent.
 
@@ -231,22 +251,7 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         "Per-customer state: tickets, profile and recent answers (orjson documents).",
         by_key(settings.partitions),
     )
-    topics = Topics(
-        survey_responses=settings.survey_responses_topic,
-        ticket_events=settings.ticket_events_topic,
-        rekey=settings.rekey_topic,
-        recovery_alerts=settings.recovery_alerts_topic,
-        dlq=settings.dlq_topic,
-        escalations_prefix=settings.escalations_prefix,
-        followups=settings.followups_topic,
-    )
-    pipeline = Pipeline(
-        topics,
-        settings.policy(),
-        owner_function(settings.partitions),
-        settings.router(),
-        settings.ticket_wait_s,
-    )
+    pipeline = pipeline_from(settings)
 
     declared = set(service_topics(settings))
 

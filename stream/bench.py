@@ -129,13 +129,13 @@ async def produce(bootstrap: str, items: Any, total: int, label: str) -> float:
     return time.perf_counter() - started
 
 
-def inprocess(settings: Settings, n: int, load: Generator, partitions: int) -> dict[str, Any]:
+def inprocess(settings: Settings, n: int, load: Generator) -> dict[str, Any]:
     """The intake agent and the floor in this process (``stream.bench_inprocess``), first ``n`` events."""
     from stream import bench_inprocess as bi
 
-    messages = bi.placed(generated(settings, n, load), partitions, bi.now_timestamp())
-    floor = bi.floor(settings, messages, partitions)
-    rate, _ = bi.intake(settings, messages, partitions)
+    messages = bi.placed(generated(settings, n, load), settings.partitions, bi.now_timestamp())
+    floor = bi.floor(settings, messages)
+    rate, _ = bi.intake(settings, messages)
     return {
         "intake_inprocess_events_per_s": round(rate),
         "floor_events_per_s": round(floor.events_per_s),
@@ -482,7 +482,7 @@ def run_bench(
 
         n_inprocess = min(inprocess_events, events)
         say(f"in process, no broker, over {n_inprocess:,} of the same events ...")
-        result.update(inprocess(settings, n_inprocess, mixed_load(customers), partitions))  # the same events
+        result.update(inprocess(settings, n_inprocess, mixed_load(customers)))  # the same events
         say(
             f"  the intake agent {result['intake_inprocess_events_per_s']:,} events/s; the floor (decode,"
             f" validate, customer state and its changelog record) {result['floor_events_per_s']:,} events/s:"

@@ -27,9 +27,8 @@ from typing import Any, NamedTuple
 
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from agents.intake import IntakeAgent
+from agents.intake import IntakeAgent, pipeline_from
 from alerts.customer import CustomerState
-from alerts.pipeline import Pipeline, Topics
 from schemas.inputs import SurveyResponse, TicketEvent
 from schemas.validate import Rejection, decode_json, validate_doc
 from stream.delivery import Records
@@ -111,25 +110,14 @@ def _fresh_gc() -> None:
     gc.freeze()  # as the worker does after start-up (stream/cli.py)
 
 
-def intake(settings: Settings, messages: list[Message], partitions: int) -> tuple[float, Metrics]:
+def intake(settings: Settings, messages: list[Message]) -> tuple[float, Metrics]:
     """The real intake agent over ``messages``; returns events/s and the agent's metrics."""
-    topics = Topics(
-        survey_responses=settings.survey_responses_topic,
-        ticket_events=settings.ticket_events_topic,
-        rekey=settings.rekey_topic,
-        recovery_alerts=settings.recovery_alerts_topic,
-        dlq=settings.dlq_topic,
-        escalations_prefix=settings.escalations_prefix,
-        followups=settings.followups_topic,
-    )
-    pipeline = Pipeline(
-        topics, settings.policy(), owner_function(partitions), settings.router(), settings.ticket_wait_s
-    )
+    partitions = settings.partitions
     producer = BuildOnlyProducer()
     windows = WindowStore(MemoryTable("windows-changelog"), settings.window_specs(), settings.late_grace_s)
     metrics = Metrics()
     agent = IntakeAgent(
-        pipeline,
+        pipeline_from(settings),
         CustomerStore(MemoryTable("customers-changelog")),
         lambda: Records(producer, lambda topic: partitions),
         metrics,
@@ -160,8 +148,9 @@ class Floor(NamedTuple):
     records: int  # changelog records written
 
 
-def floor(settings: Settings, messages: list[Message], partitions: int) -> Floor:
+def floor(settings: Settings, messages: list[Message]) -> Floor:
     """The unavoidable per-event work (see the module's docstring)."""
+    partitions = settings.partitions
     owner: Callable[[str], int] = owner_function(partitions)
     store = CustomerStore(MemoryTable("customers-changelog"))
     producer = BuildOnlyProducer()

@@ -14,9 +14,13 @@ from stream.partitioning import partition_for
 from stream.settings import Settings
 
 SETTINGS = Settings.from_environ(
-    {"SURVEY_ALERTS_TICKET_WAIT_S": "0", "SURVEY_ALERTS_MAX_POLL_RECORDS": "500"}
+    {
+        "SURVEY_ALERTS_TICKET_WAIT_S": "0",
+        "SURVEY_ALERTS_MAX_POLL_RECORDS": "500",
+        "SURVEY_ALERTS_PARTITIONS": "4",
+    }
 )
-PARTITIONS = 4
+PARTITIONS = SETTINGS.partitions
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def test_batches_are_grouped_by_partition_in_offset_order(messages: list[Message
 def test_the_floor_keeps_the_state_of_every_valid_event(messages: list[Message]) -> None:
     events = valid(messages)
     assert 0 < len(events) < len(messages)  # the load has malformed records
-    result = floor(SETTINGS, messages, PARTITIONS)
+    result = floor(SETTINGS, messages)
     assert {k.decode() for k in result.store.table.data} == {e.customer_id for e in events}
     per_batch = [
         {e.customer_id for e in valid(batch)} for batch in batches(messages, SETTINGS.max_poll_records)
@@ -68,7 +72,7 @@ def test_the_floor_keeps_the_state_of_every_valid_event(messages: list[Message])
 
 
 def test_the_intake_consumes_every_event_and_rejects_the_malformed(messages: list[Message]) -> None:
-    rate, metrics = intake(SETTINGS, messages, PARTITIONS)
+    rate, metrics = intake(SETTINGS, messages)
     registry = metrics.registry
     consumed = sum(
         registry.get_sample_value("survey_alerts_records_consumed_total", {"topic": t}) or 0
