@@ -35,7 +35,7 @@ from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.partitioning import owner_function, partition_for
 from stream.settings import Settings
-from stream.state import CustomerStore, WindowStore
+from stream.state import CustomerStore, MemoryTable, WindowStore
 
 FLOOR_STAGES = ("decode", "validate", "partition", "state", "changelog")
 
@@ -50,22 +50,6 @@ class Message(NamedTuple):
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp: float
-
-
-class MemoryTable:
-    """What the stores use of a Faust table: its data and its changelog topic's name."""
-
-    def __init__(self, changelog: str) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.changelog_topic = _Named(changelog)
-
-
-class _Named:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_topic_name(self) -> str:
-        return self.name
 
 
 class BuildOnlyProducer:

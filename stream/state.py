@@ -49,6 +49,25 @@ class Outbox(Protocol):
     async def deliver(self) -> int: ...
 
 
+class MemoryTable:
+    """What the stores use of a Faust table, in this process only: its data and its changelog's name.
+
+    For the bench's in-process measurements and for tests of the stores and agents.
+    """
+
+    def __init__(self, changelog: str = "customers-changelog") -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.changelog_topic = _NamedTopic(changelog)
+
+
+class _NamedTopic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
 class Changelog:
     """Writes a table's records in memory and queues them for its changelog (one per changed key).
 

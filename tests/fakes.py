@@ -6,6 +6,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from stream.state import MemoryTable as Table  # a Faust table as the stores and agents use it
+
+__all__ = ["Outbox", "Sent", "Table"]
+
 
 class Sent(NamedTuple):
     """One record an outbox delivered."""
@@ -15,22 +19,6 @@ class Sent(NamedTuple):
     value: bytes | None
     partition: int | None
     headers: list[tuple[str, bytes]]
-
-
-class Table:
-    """A Faust table as the agents use it: ``data`` and its changelog topic's name."""
-
-    def __init__(self, changelog: str = "customers-changelog") -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.changelog_topic = _Topic(changelog)
-
-
-class _Topic:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_topic_name(self) -> str:
-        return self.name
 
 
 class Outbox:
