@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -31,6 +33,7 @@ from agents.intake import IntakeAgent, pipeline_from
 from alerts.customer import CustomerState
 from schemas.inputs import SurveyResponse, TicketEvent
 from schemas.validate import Rejection, decode_json, validate_doc
+from stream.app import tune_runtime
 from stream.delivery import Records
 from stream.metrics import Metrics
 from stream.partitioning import owner_function, partition_for
@@ -89,9 +92,18 @@ def batches(messages: list[Message], size: int) -> Iterable[list[Message]]:
         yield sorted(messages[i : i + size], key=lambda m: (m.topic, m.partition))
 
 
-def _fresh_gc() -> None:
+@contextmanager
+def as_in_a_worker() -> Iterator[None]:
+    """The interpreter tuned as a worker's (``tune_runtime``) for the block, then as it was."""
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
     gc.collect()
-    gc.freeze()  # as the worker does after start-up (stream/cli.py)
+    tune_runtime()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
 
 
 def intake(settings: Settings, messages: list[Message]) -> tuple[float, Metrics]:
@@ -115,11 +127,8 @@ def intake(settings: Settings, messages: list[Message]) -> tuple[float, Metrics]
         await agent.drain()
         return time.perf_counter() - started
 
-    _fresh_gc()
-    try:
+    with as_in_a_worker():
         seconds = asyncio.run(run())
-    finally:
-        gc.unfreeze()
     return len(messages) / seconds, metrics
 
 
@@ -145,9 +154,8 @@ def floor(settings: Settings, messages: list[Message]) -> Floor:
     spent = dict.fromkeys(FLOOR_STAGES, 0.0)
     records = 0
     clock = time.perf_counter
-    _fresh_gc()
-    started = clock()
-    try:
+    with as_in_a_worker():
+        started = clock()
         for batch in batches(messages, settings.max_poll_records):
             dirty: dict[str, tuple[int, CustomerState]] = {}
             for m in batch:
@@ -180,8 +188,6 @@ def floor(settings: Settings, messages: list[Message]) -> Floor:
             spent["changelog"] += clock() - t4
             records += out.count
         seconds = clock() - started
-    finally:
-        gc.unfreeze()
     n = len(messages)
     return Floor(n / seconds, {k: round(v / n * 1e6, 2) for k, v in spent.items()}, store, records)
 
