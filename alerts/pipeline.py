@@ -129,20 +129,28 @@ def dead_letter(rec: Record, err: Rejection, now: datetime) -> dict[str, Any]:
     return doc
 
 
-def interleave(records: Sequence[Record]) -> list[Record]:
+def interleave(records: Sequence[Record], first: str | None = None) -> list[Record]:
     """Merge a batch's partitions by broker timestamp, keeping each partition's own order.
 
     A batch holds runs of records per topic-partition. A ticket's ``created`` event
     and the survey about it sit on different topics; processing them by time lets
     the survey see the ticket it refers to. Order inside a partition is never
     changed, so an edit still follows the response it edits.
+
+    At equal timestamps the records of topic ``first`` go first (the pipeline names
+    the ticket events). Kafka keeps milliseconds, and a producer sends many records
+    within one: a survey sent just after its ticket's events often shares their
+    timestamp, and a ticket event never follows from a survey sent in the same
+    millisecond.
     """
     runs: dict[tuple[str, int], list[Record]] = {}
     for rec in records:
         runs.setdefault((rec.topic, rec.partition), []).append(rec)
     if len(runs) <= 1:
         return list(records)
-    return list(heapq.merge(*runs.values(), key=lambda r: r.timestamp or 0.0))
+    # heapq.merge breaks ties by the order of its inputs
+    ordered = sorted(runs.items(), key=lambda run: run[0][0] != first)
+    return list(heapq.merge(*(run for _, run in ordered), key=lambda r: r.timestamp or 0.0))
 
 
 class Pipeline:
@@ -183,7 +191,7 @@ class Pipeline:
         """
         out = BatchResult()
         dirty = out.dirty
-        for rec in interleave(records):
+        for rec in interleave(records, first=self.topics.ticket_events):
             kind = self._kind_of(rec)
             out.consumed[rec.topic] += 1
             if kind == RELEASE:

@@ -129,11 +129,14 @@ async def produce(bootstrap: str, items: Any, total: int, label: str) -> float:
     return time.perf_counter() - started
 
 
-def inprocess(settings: Settings, n: int, load: Generator) -> dict[str, Any]:
-    """The intake agent and the floor in this process (``stream.bench_inprocess``), first ``n`` events."""
+def inprocess(settings: Settings, n: int, load: Generator, rate: float) -> dict[str, Any]:
+    """The intake agent and the floor in this process (``stream.bench_inprocess``), first ``n`` events.
+
+    The records are stamped as if produced at ``rate`` events/s (the load's own pace).
+    """
     from stream import bench_inprocess as bi
 
-    messages = bi.placed(generated(settings, n, load), settings.partitions, bi.now_timestamp())
+    messages = bi.placed(generated(settings, n, load), settings.partitions, time.time(), rate)
     floor = bi.floor(settings, messages)
     rate, _ = bi.intake(settings, messages)
     return {
@@ -482,7 +485,9 @@ def run_bench(
 
         n_inprocess = min(inprocess_events, events)
         say(f"in process, no broker, over {n_inprocess:,} of the same events ...")
-        result.update(inprocess(settings, n_inprocess, mixed_load(customers)))  # the same events
+        result.update(  # the same events, stamped at the pace they were loaded
+            inprocess(settings, n_inprocess, mixed_load(customers), result["load_events_per_s"])
+        )
         say(
             f"  the intake agent {result['intake_inprocess_events_per_s']:,} events/s; the floor (decode,"
             f" validate, customer state and its changelog record) {result['floor_events_per_s']:,} events/s:"

@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -73,16 +72,21 @@ class BuildOnlyProducer:
 
 
 def placed(
-    items: Iterable[tuple[str, bytes | None, bytes]], partitions: int, timestamp: float
+    items: Iterable[tuple[str, bytes | None, bytes]], partitions: int, start: float, rate: float
 ) -> list[Message]:
-    """``(topic, key, value)`` items as consumed records: Kafka's partition and offsets."""
+    """``(topic, key, value)`` items as consumed records: Kafka's partition, offsets and timestamps.
+
+    The timestamps are those a producer sending ``rate`` items a second from ``start``
+    would stamp, in Kafka's milliseconds: the agent orders a batch's topics by them, so
+    that a survey meets the ticket events sent before it.
+    """
     offsets: dict[tuple[str, int], int] = {}
     out = []
-    for topic, key, value in items:
+    for i, (topic, key, value) in enumerate(items):
         p = partition_for(key, partitions) if key is not None else 0
         o = offsets.get((topic, p), 0)
         offsets[(topic, p)] = o + 1
-        out.append(Message(topic, p, o, key, value, (), timestamp))
+        out.append(Message(topic, p, o, key, value, (), int((start + i / rate) * 1000) / 1000))
     return out
 
 
@@ -190,8 +194,3 @@ def floor(settings: Settings, messages: list[Message]) -> Floor:
         seconds = clock() - started
     n = len(messages)
     return Floor(n / seconds, {k: round(v / n * 1e6, 2) for k, v in spent.items()}, store, records)
-
-
-def now_timestamp() -> float:
-    """The records' timestamp (the wall clock, as a producer stamps them)."""
-    return datetime.now(UTC).timestamp()

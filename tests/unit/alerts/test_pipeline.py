@@ -224,6 +224,33 @@ def test_interleave_orders_a_batch_by_time_across_topics() -> None:
     assert alert["team"] == "returns"
 
 
+def test_a_ticket_event_goes_before_a_survey_with_the_same_timestamp() -> None:
+    run = Run()
+    # one producer sent both within a millisecond: the ticket first; the survey was fetched first
+    records = [
+        Record(S, 0, 1, b"c1", raw(survey("c1", "r1", nps=1, ticket_id="t1")), (), 10.0),
+        Record(T, 0, 1, b"c1", raw(ticket("c1", "t1", "created", team="returns")), (), 10.0),
+    ]
+    (alert,) = run.alerts(run.pipeline.process(records, run.store.get, NOW))
+    assert alert["team"] == "returns"
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 2), st.integers(0, 5)), max_size=40),
+    st.sampled_from(["a", "b", None]),
+)
+def test_interleave_orders_by_time_then_the_first_topic(
+    spec: list[tuple[str, int, int]], first: str | None
+) -> None:
+    # runs in time order, as one producer's timestamps are; many equal (whole milliseconds)
+    spec = sorted(spec, key=lambda s: s[2])
+    records = [Record(t, p, i, None, None, (), float(ts)) for i, (t, p, ts) in enumerate(spec)]
+    merged = interleave(records, first)
+    assert sorted(r.offset for r in merged) == list(range(len(records)))
+    keys = [(r.timestamp, r.topic != first) for r in merged]
+    assert keys == sorted(keys)
+
+
 @given(
     st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 2), st.floats(0, 100)), max_size=40)
 )

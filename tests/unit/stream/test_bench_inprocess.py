@@ -25,7 +25,7 @@ PARTITIONS = SETTINGS.partitions
 
 @pytest.fixture(scope="module")
 def messages() -> list[Message]:
-    return placed(generated(SETTINGS, 3000, mixed_load(300)), PARTITIONS, 1.8e9)
+    return placed(generated(SETTINGS, 3000, mixed_load(300)), PARTITIONS, 1.8e9, 20_000)
 
 
 def valid(messages: list[Message]) -> list[SurveyResponse | TicketEvent]:
@@ -40,7 +40,14 @@ def test_records_are_placed_like_kafka_places_them(messages: list[Message]) -> N
         assert m.key is not None and m.partition == partition_for(m.key, PARTITIONS)
         assert m.offset == offsets[(m.topic, m.partition)]
         offsets[(m.topic, m.partition)] += 1
-    assert placed([("t", None, b"{}")], PARTITIONS, 0.0)[0].partition == 0
+    assert placed([("t", None, b"{}")], PARTITIONS, 0.0, 1.0)[0].partition == 0
+
+
+def test_records_are_stamped_at_the_producers_pace_in_milliseconds(messages: list[Message]) -> None:
+    stamps = [m.timestamp for m in messages]
+    assert stamps == sorted(stamps) and stamps[0] == 1.8e9
+    assert stamps[-1] == int((1.8e9 + 2999 / 20_000) * 1000) / 1000
+    assert all(abs(t * 1000 - round(t * 1000)) < 1e-3 for t in stamps)  # whole milliseconds, as in Kafka
 
 
 def test_batches_are_grouped_by_partition_in_offset_order(messages: list[Message]) -> None:
