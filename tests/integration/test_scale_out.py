@@ -16,11 +16,12 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.intake import pipeline_from
 from alerts.customer import CustomerState
-from alerts.pipeline import Pipeline, Record, Topics
+from alerts.pipeline import Record
 from stream.brokers import LocalBroker, free_port
 from stream.generate import Generator, Message
-from stream.partitioning import owner_function, partition_for
+from stream.partitioning import partition_for
 from stream.state import by_key, merged_key_partition, window_key_partition
 from tests.integration.conftest import Service
 
@@ -30,10 +31,7 @@ pytestmark = pytest.mark.integration
 def expected_alert_ids(service: Service, messages: list[Message]) -> set[str]:
     """The alerts of the stream, from the pipeline run in process (alert ids are deterministic)."""
     s = service.settings
-    topics = Topics(
-        s.survey_responses_topic, s.ticket_events_topic, s.rekey_topic, s.recovery_alerts_topic, s.dlq_topic
-    )
-    pipeline = Pipeline(topics, s.policy(), owner_function(s.partitions), s.router())
+    pipeline = pipeline_from(s)  # the worker's own
     records = [
         Record(
             s.survey_responses_topic if m.stream == "survey" else s.ticket_events_topic,
