@@ -19,7 +19,7 @@ def install(app: SurveyApp, settings: Settings) -> None:
     from agents.followup import install_followup
     from agents.intake import install_intake
 
-    intake, send = install_intake(app, settings)
+    intake, send, gate = install_intake(app, settings)
     assert intake.windows is not None
     install_aggregate(app, settings, intake.windows)
-    install_followup(app, settings, send)
+    install_followup(app, settings, send, gate)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.types import Message
 
-from agents.intake import VERSION_HEADER, utc_now
+from agents.intake import utc_now
+from alerts.pipeline import VERSION_HEADER
 from alerts.snapshots import snapshot_records, trend_alerts
 from stream.metrics import Metrics
 from stream.pacing import Pacer

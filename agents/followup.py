@@ -12,12 +12,12 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from faust.types import Message
 
-from agents.intake import VERSION_HEADER, Send, headers_of, utc_now
+from agents.intake import Send, headers_of, utc_now
 from alerts.followup import (
     Changes,
     FollowUp,
@@ -29,10 +29,11 @@ from alerts.followup import (
     open_alert,
     update_alert,
 )
-from alerts.pipeline import Record, dead_letter
+from alerts.pipeline import VERSION_HEADER, Record, dead_letter_emit
 from schemas.inputs import FollowupAction
 from schemas.validate import Rejection, parse
 from stream.metrics import Metrics
+from stream.outputs import OutputGate
 from stream.pacing import Pacer
 from stream.partitioning import owner_function
 from stream.settings import Settings
@@ -40,6 +41,8 @@ from stream.state import Changelog, Outbox, by_key, compact
 
 if TYPE_CHECKING:
     from stream.app import SurveyApp
+
+ACTION_FIELDS = set(FollowupAction.model_fields)
 
 
 class FollowUpAgent:
@@ -55,8 +58,10 @@ class FollowUpAgent:
         outbox: Callable[[], Outbox] | None = None,
         owned: Callable[[], set[int]] | None = None,
         restoring: Callable[[], bool] | None = None,
+        gate: OutputGate | None = None,
     ) -> None:
         self.table = table
+        self.gate = gate or OutputGate(settings.dlq_topic, settings.max_message_bytes, metrics)
         self.changelog = Changelog(table)
         self.settings = settings
         self.send = send
@@ -101,11 +106,12 @@ class FollowUpAgent:
                 if isinstance(action, Rejection):
                     rec = Record(m.topic, m.partition, m.offset, m.key, m.value, headers_of(m.headers))
                     self.metrics.invalid.labels(m.topic, action.code).inc()
-                    letter = orjson.dumps(dead_letter(rec, action, now))
-                    outputs.add(s.dlq_topic, None, m.key, letter, (VERSION_HEADER,))
+                    letter = dead_letter_emit(s.dlq_topic, rec, action, now, self.gate.limit)
+                    outputs.add(letter.topic, None, letter.key, cast(bytes, letter.value), letter.headers)
                     continue
                 self.metrics.consumed.labels(m.topic).inc()
-                doc = action.model_dump(mode="json", exclude_none=True)
+                # the contract's fields only: extra fields would grow the stored follow-up
+                doc = action.model_dump(mode="json", exclude_none=True, include=ACTION_FIELDS)
                 target = self.owner(action.alert_id)
                 if target != m.partition:
                     forward = orjson.dumps({"op": "action", "action": doc})
@@ -205,7 +211,13 @@ class FollowUpAgent:
             else:
                 topic = self.settings.escalations_prefix + doc["queue"]
                 self.metrics.escalations.labels(doc["queue"]).inc()
-            pending.append(await self.send(topic, key.encode(), orjson.dumps(doc), None, [VERSION_HEADER]))
+            # a timer's output: its dead letter names the follow-up's place in the table
+            followed = doc.get("original_alert_id") or doc["alert_id"]
+            where = (self.settings.followups_topic, self.owner(followed), -1)
+            topic, bkey, value, headers = await self.gate.admit(
+                topic, key.encode(), orjson.dumps(doc), [VERSION_HEADER], where, now
+            )
+            pending.append(await self.send(topic, bkey, value, None, headers))
         # the overdue alerts are delivered before the state says "notified"
         await self._deliver(pending, self._records_of(notified))
         m = self.metrics
@@ -256,7 +268,7 @@ class FollowUpAgent:
         self.summaries = None
 
 
-def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUpAgent:
+def install_followup(app: SurveyApp, settings: Settings, send: Send, gate: OutputGate) -> FollowUpAgent:
     """Declare the follow-up topics, table, batch agent and SLA timer on ``app``."""
     actions = app.topic(settings.followup_actions_topic, key_serializer="raw", value_serializer="raw")
     internal = app.topic(
@@ -281,6 +293,7 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send) -> FollowUp
         outbox=app.outbox,
         owned=owned,
         restoring=lambda: bool(app.in_recovery),
+        gate=gate,
     )
 
     async def _moved(sender: Any, *args: Any, **kwargs: Any) -> None:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 from faust.types import Message
 
-from alerts.pipeline import BatchResult, Pipeline, Record, Topics
-from schemas.common import SCHEMA_VERSION
+from alerts.pipeline import VERSION_HEADER, BatchResult, Pipeline, Record, Topics
 from stream.metrics import Metrics
+from stream.outputs import OutputGate, source
 from stream.partitioning import owner_function
 from stream.settings import Settings
 from stream.state import CustomerStore, Outbox, WindowStore, by_key, window_key_partition
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from stream.app import SurveyApp
 
 log = logging.getLogger(__name__)
-VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
 Send = Callable[[str, bytes | None, bytes, int | None, list[tuple[str, bytes]]], Awaitable[Any]]
 
 
@@ -65,7 +64,7 @@ class IntakeAgent:
         metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
         windows: WindowStore | None = None,
-        declare: Callable[[str], Awaitable[None]] | None = None,
+        gate: OutputGate | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
@@ -74,8 +73,7 @@ class IntakeAgent:
         self.due: dict[str, float] = {}  # -> when their oldest held survey has waited long enough
         self.requested: dict[str, float] = {}  # -> when their release was requested
         self.outbox = outbox
-        self.declare = declare
-        self.declared: set[str] = set()
+        self.gate = gate or OutputGate(pipeline.topics.dlq, pipeline.max_message_bytes, metrics)
         self.metrics = metrics
         # read at each scrape: also right after a rebalance dropped the partitions given away
         metrics.customers.set_function(lambda: len(store))
@@ -148,15 +146,21 @@ class IntakeAgent:
         # Whatever a crash cuts off, a replay of the batch re-sends outputs with the same
         # ids, and neither counts a window twice nor forgets an alert it has not delivered.
         outputs = self.outbox()
+        gate, limit = self.gate, self.gate.limit
+        now: datetime | None = None
         for emit in result.emits:
-            if self.declare is not None and emit.topic not in self.declared:
-                await self.declare(emit.topic)  # a queue first used now (rules may name queues by team)
-                self.declared.add(emit.topic)
             if isinstance(emit.value, bytes):
-                outputs.add(emit.topic, emit.partition, emit.key, emit.value, emit.headers)
+                value, headers = emit.value, emit.headers
             else:
-                value = orjson.dumps(emit.value)
-                outputs.add(emit.topic, emit.partition, emit.key, value, (VERSION_HEADER,))
+                value, headers = orjson.dumps(emit.value), [VERSION_HEADER]
+            topic, key, partition = emit.topic, emit.key, emit.partition
+            if topic not in gate.declared or len(value) > limit // 2:  # else nothing to check
+                now = now or self.clock()
+                where = source(emit.source, (self.pipeline.topics.survey_responses, -1, -1))
+                topic, key, value, headers = await gate.admit(topic, key, value, headers, where, now)
+                if topic != emit.topic:
+                    partition = None
+            outputs.add(topic, partition, key, value, headers)
         if self.windows is not None:
             self.windows.save(result.windows, outputs)
         customers = self.outbox()
@@ -225,13 +229,15 @@ def pipeline_from(settings: Settings) -> Pipeline:
         owner_function(settings.partitions),
         settings.router(),
         settings.ticket_wait_s,
+        settings.max_message_bytes,
     )
 
 
-def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Send]:
+def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Send, OutputGate]:
     """Declare the intake topics and table on ``app`` and register the batch agent.
 
-    Returns the agent and a ``send`` for other stages: it declares a topic on first use.
+    Returns the agent, a ``send`` for other stages, and the gate their outputs pass
+    (it creates a queue's topic on first use).
     """
     inputs = app.topic(
         settings.survey_responses_topic,
@@ -253,14 +259,15 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
     )
     pipeline = pipeline_from(settings)
 
-    declared = set(service_topics(settings))
-
     async def declare(topic: str) -> None:
-        if topic not in declared:  # a queue first used now (rules may name queues by team)
-            await app.topic(topic, partitions=settings.partitions).declare()
-            # its metadata, so records with a key can be placed on their partition
-            await app.kafka_producer().partitions_for(topic)
-            declared.add(topic)
+        """Create a queue first used now (rules may name queues by team)."""
+        await app.topic(topic, partitions=settings.partitions).declare()
+        # its metadata, so records with a key can be placed on their partition
+        await app.kafka_producer().partitions_for(topic)
+
+    gate = OutputGate(
+        settings.dlq_topic, settings.max_message_bytes, app.metrics, declare, service_topics(settings)
+    )
 
     async def send(
         topic: str,
@@ -269,7 +276,6 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         partition: int | None,
         headers: list[tuple[str, bytes]],
     ) -> Any:
-        await declare(topic)
         return await app.producer.send(topic, key, value, partition, None, headers)
 
     windows_table = app.state_table(
@@ -297,7 +303,7 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         app.outbox,
         app.metrics,
         windows=windows,
-        declare=declare,
+        gate=gate,
     )
     app.batch_agent(inputs, rekey)(agent)
 
@@ -315,4 +321,4 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
     async def _release() -> None:
         await agent.release_held()
 
-    return agent, send
+    return agent, send, gate

@@ -6,7 +6,6 @@ batches and do the I/O. Bad records become dead letters (data, not crashes).
 
 from __future__ import annotations
 
-import base64
 import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 
 from alerts.customer import CustomerState, to_epoch
+from alerts.deadletters import ORIGIN_HEADER, dead_letter, dead_letter_key, source_of
 from alerts.detector import detect
 from alerts.escalation import alert_escalation, ticket_escalation
 from alerts.feedback import answer_dims, count_answer, count_ticket, reattribute
@@ -24,8 +24,8 @@ from alerts.followup import for_follow_up
 from alerts.policy import AlertPolicy
 from alerts.routing import DEFAULT_RULES, Router
 from alerts.windows import PartitionWindows
-from schemas.common import SCHEMA_VERSION, format_timestamp
-from schemas.inputs import SurveyResponse, TicketEvent
+from schemas.common import SCHEMA_VERSION
+from schemas.inputs import Scores, SurveyResponse, TicketEvent
 from schemas.validate import Rejection, decode_json, validate_doc
 
 SURVEY = "survey_response"
@@ -35,7 +35,16 @@ TICKET = "ticket_event"
 # offset, so a replay after a crash is muted in the windows like any other record.
 RELEASE = "release_held"
 KIND_HEADER = "survey-alerts-kind"
-ORIGIN_HEADER = "survey-alerts-origin"
+VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
+# The most bytes one produced record may take (Faust's producer_max_request_size default).
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+# Surveys of one customer that may wait for their tickets at once (each up to ~11 KB in the
+# customer's state, which is one Kafka record).
+MAX_HELD = 20
+_HELD_FIELDS: dict[str, Any] = {
+    **dict.fromkeys(SurveyResponse.model_fields, True),
+    "scores": set(Scores.model_fields),
+}
 
 
 @dataclass(slots=True)
@@ -65,6 +74,7 @@ class Emit:
     partition: int | None = None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     cause_timestamp: float | None = None  # broker timestamp of the record that caused it
+    source: Record | None = None  # the input record that caused it (for its dead letter)
 
 
 @dataclass(slots=True)
@@ -99,34 +109,11 @@ class Topics:
     followups: str = "followups"
 
 
-def _text_or_b64(raw: bytes) -> tuple[str, str]:
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
-
-
-def dead_letter(rec: Record, err: Rejection, now: datetime) -> dict[str, Any]:
-    """The dead-letter document for ``rec`` (contract: ``feedback-dlq``)."""
-    payload, payload_encoding = _text_or_b64(rec.value or b"")
-    doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "source_topic": rec.topic,
-        "partition": rec.partition,
-        "offset": rec.offset,
-        "key": None,
-        "payload": payload,
-        "payload_encoding": payload_encoding,
-        "error": {"code": err.code, "message": err.message, "field": err.field},
-        "received_at": format_timestamp(now),
-    }
-    if rec.key is not None:
-        doc["key"], doc["key_encoding"] = _text_or_b64(rec.key)
-    origin = dict(rec.headers).get(ORIGIN_HEADER)
-    if origin:  # a re-keyed record: point at where it really came from
-        topic, partition, offset = origin.decode().rsplit("/", 2)
-        doc.update(source_topic=topic, partition=int(partition), offset=int(offset))
-    return doc
+def dead_letter_emit(dlq: str, rec: Record, err: Rejection, now: datetime, limit: int) -> Emit:
+    """The dead letter of input record ``rec`` (contract: ``feedback-dlq``), sized to fit ``limit``."""
+    source = source_of(rec.topic, rec.partition, rec.offset, rec.headers)
+    value = dead_letter(source, rec.key, rec.value, err, now, limit)
+    return Emit(dlq, dead_letter_key(rec.key), value, headers=[VERSION_HEADER])
 
 
 def interleave(records: Sequence[Record], first: str | None = None) -> list[Record]:
@@ -169,8 +156,10 @@ class Pipeline:
         owner: Callable[[str], int],
         router: Router | None = None,
         ticket_wait_s: float = 0.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.topics = topics
+        self.max_message_bytes = max_message_bytes
         self.policy = policy
         self.owner = owner
         self.router = router or Router(DEFAULT_RULES)
@@ -191,7 +180,15 @@ class Pipeline:
         """
         out = BatchResult()
         dirty = out.dirty
+        emits = out.emits
+        cause: Record | None = None
+        mark = 0
         for rec in interleave(records, first=self.topics.ticket_events):
+            if len(emits) > mark:  # what the previous record caused, for its dead letter
+                for e in emits[mark:]:
+                    e.source = cause
+                mark = len(emits)
+            cause = rec
             kind = self._kind_of(rec)
             out.consumed[rec.topic] += 1
             if kind == RELEASE:
@@ -200,7 +197,7 @@ class Pipeline:
             event = self._parse(kind, rec)
             if isinstance(event, Rejection):
                 out.invalid[(rec.topic, event.code)] += 1
-                out.emits.append(Emit(self.topics.dlq, rec.key, dead_letter(rec, event, now)))
+                out.emits.append(dead_letter_emit(self.topics.dlq, rec, event, now, self.max_message_bytes))
                 continue
             cid = event.customer_id
             partition = self.owner(cid)
@@ -243,6 +240,8 @@ class Pipeline:
                         out.late[pw.specs[i].name] += 1
                 pw.done(source, rec.offset)
             dirty[cid] = (partition, state)
+        for e in emits[mark:]:
+            e.source = cause
         if windows is not None:
             for p in out.windows:
                 windows(p).flush()
@@ -291,11 +290,18 @@ class Pipeline:
         """
         if self.ticket_wait_s <= 0 or not event.ticket_id or event.ticket_id in state.tickets:
             return False
+        if len(state.held) >= MAX_HELD and all(
+            orjson.loads(h[0])["response_id"] != event.response_id for h in state.held
+        ):
+            return False  # enough of this customer's surveys wait already: this one goes on now
+        # the contract's fields only: a survey may carry any extra fields, and the held copy
+        # lives in the customer's state, whose changelog record must stay small
+        doc = event.model_dump_json(include=_HELD_FIELDS, exclude_none=True)
         for h in state.held:
             if orjson.loads(h[0])["response_id"] == event.response_id:
-                h[0] = (rec.value or b"").decode()
+                h[0] = doc
                 return True
-        state.held.append([(rec.value or b"").decode(), now.timestamp(), rec.timestamp])
+        state.held.append([doc, now.timestamp(), rec.timestamp])
         out.held += 1
         return True
 
@@ -360,7 +366,7 @@ class Pipeline:
                 else Rejection("missing_field", "a held-survey release names no customer_id", "customer_id")
             )
             out.invalid[(rec.topic, why.code)] += 1
-            out.emits.append(Emit(self.topics.dlq, rec.key, dead_letter(rec, why, now)))
+            out.emits.append(dead_letter_emit(self.topics.dlq, rec, why, now, self.max_message_bytes))
             return
         partition = self.owner(cid)
         if partition != rec.partition:

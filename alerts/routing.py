@@ -30,6 +30,7 @@ A field the event does not have never matches a rule that names it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from functools import lru_cache
@@ -231,9 +232,27 @@ def _placeholders(template: str) -> tuple[str, ...]:
     return tuple(re.findall(r"{(\w+)}", template))
 
 
+# A queue becomes the topic ``<escalations prefix><queue>``, and Kafka allows 249 characters:
+# 200 for the queue leaves 49 for the prefix (``Settings`` checks it).
+MAX_QUEUE_LENGTH = 200
+_HASH_CHARS = 16
+
+
 def queue_token(text: str) -> str:
-    """A Kafka-safe queue name (lower case, ``[a-z0-9._-]``)."""
-    return _SAFE.sub("-", text.strip().lower()).strip("-.") or "unknown"
+    """A Kafka-safe queue name: the same text always gives the same name.
+
+    Lower case; every run of characters outside ``[a-z0-9._-]`` becomes one ``-``;
+    leading and trailing ``-`` and ``.`` are dropped; nothing left is ``unknown``.
+    A name longer than ``MAX_QUEUE_LENGTH`` keeps its first 183 characters and
+    ends in ``-`` and 16 hex digits of the SHA-256 of the whole sanitized name, so
+    two long teams that share a beginning still get two queues.
+    """
+    name = _SAFE.sub("-", text.strip().lower()).strip("-.") or "unknown"
+    if len(name) <= MAX_QUEUE_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:_HASH_CHARS]
+    head = name[: MAX_QUEUE_LENGTH - _HASH_CHARS - 1].rstrip("-.")
+    return f"{head}-{digest}"
 
 
 class Router:

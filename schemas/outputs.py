@@ -189,14 +189,29 @@ class DeadLetterError(_Part):
 
 
 class DeadLetter(OutputModel):
-    """Input that could not be processed (topic ``feedback-dlq``)."""
+    """Input that could not be processed, or an output that could not be produced (``feedback-dlq``).
+
+    A dead letter always fits under the broker's message limit: a payload that would
+    not is truncated (``payload_truncated``), with the original's size and SHA-256.
+    The dead letter of an output (codes ``output_too_large``, ``invalid_destination``)
+    quotes the output, names the topic it was meant for (``destination_topic``), and
+    points at the input record that caused it (``source_topic``, ``partition``,
+    ``offset``; offset -1 for the follow-up timer's outputs).
+    """
 
     source_topic: str
     partition: int
     offset: int
     key: str | None
     key_encoding: Literal["utf-8", "base64"] | None = None
+    key_truncated: bool | None = None
     payload: str
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    payload_truncated: bool | None = None
+    payload_size: int | None = Field(None, description="Bytes of the original payload, when truncated.")
+    payload_sha256: str | None = Field(
+        None, description="SHA-256 (hex) of the original payload, when truncated."
+    )
+    destination_topic: str | None = Field(None, description="Where the output was meant to go.")
     error: DeadLetterError
     received_at: Timestamp

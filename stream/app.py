@@ -185,6 +185,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
         # batch the per-batch burst of outputs and changelog records into few requests
         producer_linger=0.005,
         producer_max_batch_size=1 << 20,
+        producer_max_request_size=settings.max_message_bytes,
         consumer_max_fetch_size=4 << 20,
         table_standby_replicas=0,
         key_serializer="raw",

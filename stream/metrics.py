@@ -29,6 +29,12 @@ class Metrics:
             ["topic", "code"],
             registry=r,
         )
+        self.outputs_dead_lettered = Counter(
+            f"{PREFIX}_outputs_dead_lettered",
+            "Outputs that could not be produced and went to the dead-letter topic instead, by code.",
+            ["code"],
+            registry=r,
+        )
         self.alerts = Counter(
             f"{PREFIX}_alerts_raised",
             "Recovery alerts raised, by kind and severity.",

@@ -11,9 +11,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.deadletters import MAX_TOPIC_LENGTH, topic_problem
 from alerts.feedback import TrendPolicy
 from alerts.policy import AlertPolicy
-from alerts.routing import DEFAULT_RULES, Router, RulesError, load_rules
+from alerts.routing import DEFAULT_RULES, MAX_QUEUE_LENGTH, Router, RulesError, load_rules
 from alerts.windows import WindowSpec, parse_windows
 from stream.errors import ConfigurationError
 
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     feedback_windows_topic: str = Field("feedback-windows", description="Output: score snapshots.")
     escalations_prefix: str = Field("escalations.", description="Output: prefix of per-queue topics.")
     dlq_topic: str = Field("feedback-dlq", description="Output: dead letters.")
+    max_message_bytes: int = Field(
+        1_000_000,
+        ge=65_536,
+        description="Largest record the service produces (at most the broker's and topics' "
+        "max.message.bytes); larger outputs become dead letters.",
+    )
     partitions: int = Field(4, ge=1, description="Partitions of every topic the service creates.")
     replication_factor: int = Field(1, ge=1, description="Replication of every topic it creates.")
 
@@ -120,6 +127,19 @@ class Settings(BaseSettings):
         for url in value.split(";"):
             if "://" not in url:
                 raise ValueError(f"broker {url!r} needs a scheme, e.g. kafka://127.0.0.1:9092")
+        return value
+
+    @field_validator("escalations_prefix")
+    @classmethod
+    def _escalations_prefix(cls, value: str) -> str:
+        longest = value + "q" * MAX_QUEUE_LENGTH  # queue names are bounded (alerts.routing.queue_token)
+        problem = topic_problem(longest) if value else "the prefix is empty"
+        if problem is not None:
+            raise ValueError(
+                f"escalations prefix {value!r} cannot start a topic name with a {MAX_QUEUE_LENGTH}-character "
+                f"queue: {problem} (use at most {MAX_TOPIC_LENGTH - MAX_QUEUE_LENGTH} letters, digits, "
+                "'.', '_' or '-')"
+            )
         return value
 
     @classmethod

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -176,9 +177,10 @@ def test_bad_records_become_dead_letters_and_the_batch_goes_on() -> None:
         (S, b"{not json"), (S, b"\xff\xfe"), (S, survey("c1", nps=11)), (S, survey("c2", nps=0))
     )
     dead = [e for e in result.emits if e.topic == TOPICS.dlq]
-    assert [d.value["error"]["code"] for d in dead] == ["invalid_json", "invalid_utf8", "out_of_range"]  # type: ignore[index]
+    letters = [DeadLetter.model_validate_json(cast(bytes, d.value)) for d in dead]
+    assert [d.error.code for d in letters] == ["invalid_json", "invalid_utf8", "out_of_range"]
+    assert all(dict(d.headers)["schema-version"] == b"1" for d in dead)
     assert [a["customer_id"] for a in run.alerts(result)] == ["c2"]
-    letters = [DeadLetter.model_validate_json(raw(d.value)) for d in dead]  # type: ignore[arg-type]
     assert letters[0].payload == "{not json" and letters[0].payload_encoding == "utf-8"
     assert letters[1].payload_encoding == "base64" and base64.b64decode(letters[1].payload) == b"\xff\xfe"
     assert letters[2].error.field == "scores.nps" and letters[2].source_topic == S
@@ -207,7 +209,8 @@ def test_records_on_the_wrong_partition_are_forwarded_then_processed() -> None:
         [(KIND_HEADER, b"survey_response"), (ORIGIN_HEADER, b"survey-responses/3/77")],
     )
     (dlq,) = run.pipeline.process([bad], run.store.get, NOW).emits
-    assert (dlq.value["source_topic"], dlq.value["partition"], dlq.value["offset"]) == (  # type: ignore[index]
+    letter = orjson.loads(cast(bytes, dlq.value))
+    assert (letter["source_topic"], letter["partition"], letter["offset"]) == (
         "survey-responses",
         3,
         77,
