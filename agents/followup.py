@@ -125,15 +125,25 @@ class FollowUpAgent:
                     alert = doc["alert"]
                     open_alert(self._load(alert["alert_id"], dirty), alert, self.policy, changes)
                 elif op == "update":
-                    update_alert(self._load(doc["alert_id"], dirty), doc["score"])
+                    update_alert(self._load(doc["alert_id"], dirty), doc, changes)
                 elif op == "action":
                     action = doc["action"]
                     apply_action(self._load(action["alert_id"], dirty), action, self.policy, changes)
+        for role, key, doc in changes.outputs:  # the batch path changes state, it raises no alerts
+            assert role == "event"
+            self._event(outputs, key, doc)
         for seconds in changes.contact_seconds:
             self.metrics.time_to_contact.observe(seconds)
         for seconds in changes.resolve_seconds:
             self.metrics.time_to_resolve.observe(seconds)
         return self._deliver(await outputs.send(), self._save(dirty))
+
+    def _event(self, out: Outbox, alert_id: str, doc: dict[str, Any]) -> None:
+        """Queue a ``followup-events`` record: keyed by alert id, so one alert's stay in order."""
+        self.metrics.followup_events.labels(doc["type"]).inc()
+        out.add(
+            self.settings.followup_events_topic, None, alert_id.encode(), orjson.dumps(doc), [VERSION_HEADER]
+        )
 
     def _outbox(self) -> Outbox:
         if self.outbox is None:
@@ -204,7 +214,11 @@ class FollowUpAgent:
                     summaries.recheck(alert_id)  # as a scan would: due again at the next check
             await pacer.pause()
         pending = []
+        events = self._outbox()
         for role, key, doc in changes.outputs:
+            if role == "event":
+                self._event(events, key, doc)
+                continue
             if role == "alert":
                 topic = self.settings.recovery_alerts_topic
                 self.metrics.alerts.labels(doc["kind"], doc["severity"]).inc()
@@ -218,6 +232,7 @@ class FollowUpAgent:
                 topic, key.encode(), orjson.dumps(doc), [VERSION_HEADER], where, now
             )
             pending.append(await self.send(topic, bkey, value, None, headers))
+        pending.extend(await events.send())
         # the overdue alerts are delivered before the state says "notified"
         await self._deliver(pending, self._records_of(notified))
         m = self.metrics

@@ -82,6 +82,41 @@ class Changes:
     duplicates: int = 0
 
 
+def followup_event(
+    fu: FollowUp,
+    kind: str,
+    at: float,
+    actor: str | None = None,
+    change: str | None = None,
+    **extra: Any,
+) -> tuple[str, str, dict[str, Any]]:
+    """A ``followup-events`` record of a change to ``fu`` (contract: ``followup-events``).
+
+    ``change`` tells apart changes of one kind at one time (an action's id, a notice
+    number, a score); the id is derived from it, the alert and the time, so a replay
+    yields the same ids.
+    """
+    a = fu.alert or {}
+    stamp = format_timestamp(from_epoch(at))
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": stable_id("fue", fu.alert_id, kind, stamp, change or ""),
+        "alert_id": fu.alert_id,
+        "type": kind,
+        "status": fu.status,
+        "at": stamp,
+        "actor": actor,
+        "queue": a.get("queue"),
+        "team": a.get("team"),
+        "customer_id": a.get("customer_id"),
+        "kind": a.get("kind"),
+        "severity": a.get("severity"),
+        "follow_up_due_at": format_timestamp(from_epoch(fu.due_at)) if fu.due_at is not None else None,
+        **extra,
+    }
+    return ("event", fu.alert_id, doc)
+
+
 # What the follow-up stage keeps of an alert (the rest, such as the customer's recent
 # scores, is for the person following up and travels only on ``recovery-alerts``).
 KEPT_FIELDS = (
@@ -122,20 +157,30 @@ def open_alert(fu: FollowUp, alert: dict[str, Any], policy: FollowUpPolicy, out:
     fu.alert["account_value"] = customer.get("account_value")
     fu.opened_at = to_epoch(parse_timestamp(alert["created_at"]))
     fu.due_at = to_epoch(parse_timestamp(alert["follow_up_due_at"]))
+    out.outputs.append(followup_event(fu, "opened", fu.opened_at, score=fu.alert.get("score")))
     pending, fu.pending = fu.pending, []
     for action in sorted(pending, key=lambda a: a["at"]):
         apply_action(fu, action, policy, out)
 
 
-def update_alert(fu: FollowUp, score: int | None) -> None:
-    """The response behind the alert was edited: follow the new score, or withdraw."""
+def update_alert(fu: FollowUp, edit: dict[str, Any], out: Changes) -> None:
+    """The response behind the alert was edited: follow the new score, or withdraw.
+
+    ``edit`` is the intake's ``update`` record: ``score`` (None when the edit no longer
+    alerts), the edit's event time ``at`` and its broker timestamp ``ts`` (epoch seconds).
+    """
     if fu.alert is None:
         return
+    score = edit.get("score")
+    at = edit.get("at") or fu.opened_at or 0.0
+    change = f"{score}@{edit.get('ts')}"
     if score is None:
         if fu.status in WAITING:
             fu.status = "withdrawn"  # the customer changed their answer: nobody needs to call
-    else:
+            out.outputs.append(followup_event(fu, "withdrawn", at, change=change))
+    elif score != fu.alert.get("score"):
         fu.alert["score"] = score
+        out.outputs.append(followup_event(fu, "updated", at, change=change, score=score))
 
 
 def apply_action(fu: FollowUp, action: dict[str, Any], policy: FollowUpPolicy, out: Changes) -> None:
@@ -172,6 +217,12 @@ def apply_action(fu: FollowUp, action: dict[str, Any], policy: FollowUpPolicy, o
         fu.notices = 0
         fu.last_notice_at = None
         fu.due_at = at + policy.due_after(fu.alert["severity"], fu.alert.get("customer_tier"))
+    extra: dict[str, Any] = {"action_id": action["action_id"]}
+    if kind == "resolved":
+        extra["root_cause"] = fu.root_cause
+    if action.get("note"):
+        extra["note"] = action["note"]
+    out.outputs.append(followup_event(fu, kind, at, action["actor"], action["action_id"], **extra))
 
 
 def next_check_at(fu: FollowUp, policy: FollowUpPolicy) -> float | None:
@@ -356,6 +407,10 @@ def check_overdue(fu: FollowUp, now: datetime, policy: FollowUpPolicy, out: Chan
     a = fu.alert or {}
     overdue_s = t - fu.due_at
     alert_id = stable_id("alert", fu.alert_id, "followup_overdue", str(fu.notices))
+    event = followup_event(fu, "overdue", t, notice=fu.notices, overdue_alert_id=alert_id)
+    # the id follows the notice, not the clock: a check repeated after a crash repeats the id
+    event[2]["event_id"] = stable_id("fue", fu.alert_id, "overdue", str(fu.notices))
+    out.outputs.append(event)
     queue = queue_token(
         policy.lead_queue.format(queue=a.get("queue") or "triage", team=a.get("team") or "triage")
     )

@@ -277,7 +277,10 @@ class Pipeline:
             if self.policy.escalates(state.tier, state.account_value):
                 self._escalate(alert_escalation(alert, state, self.router, now), out)
         for alert_id, score in found.updated:
-            self._follow_up({"op": "update", "alert_id": alert_id, "score": score}, alert_id, out)
+            # the edit's event time and broker timestamp: a replay gives the same follow-up event
+            at = to_epoch(event.submitted_at)
+            edit = {"op": "update", "alert_id": alert_id, "score": score, "at": at, "ts": timestamp}
+            self._follow_up(edit, alert_id, out)
         return late
 
     def _hold(

@@ -8,7 +8,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.inputs import FollowupAction, SurveyResponse, TicketEvent
-from schemas.outputs import DeadLetter, Escalation, FeedbackWindow, RecoveryAlert, TrendAlert
+from schemas.outputs import (
+    DeadLetter,
+    Escalation,
+    FeedbackWindow,
+    FollowupEvent,
+    RecoveryAlert,
+    TrendAlert,
+)
 
 DIR = Path(__file__).parent / "json"
 MODELS: dict[str, type[BaseModel]] = {
@@ -20,6 +27,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "feedback-window": FeedbackWindow,
     "dead-letter": DeadLetter,
     "trend-alert": TrendAlert,
+    "followup-event": FollowupEvent,
 }
 
 

@@ -180,6 +180,42 @@ class TrendAlert(OutputModel):
     created_at: Timestamp
 
 
+FollowupEventType = Literal[
+    "opened", "acknowledged", "contacted", "resolved", "reopened", "overdue", "updated", "withdrawn"
+]
+FollowupStatus = Literal["open", "acknowledged", "contacted", "resolved", "reopened", "withdrawn"]
+
+
+class FollowupEvent(OutputModel):
+    """One change of an alert's follow-up (topic ``followup-events``, keyed by ``alert_id``).
+
+    One record per change, in order per alert. ``event_id`` is derived from the alert,
+    the change and its time, so a replay is recognisable; ``actor`` is null for the
+    service's own changes (opened, overdue, updated, withdrawn).
+    """
+
+    event_id: Id
+    alert_id: Id
+    type: Literal[
+        "opened", "acknowledged", "contacted", "resolved", "reopened", "overdue", "updated", "withdrawn"
+    ]
+    status: Literal["open", "acknowledged", "contacted", "resolved", "reopened", "withdrawn"]
+    at: Timestamp
+    actor: str | None
+    queue: str | None
+    team: str | None
+    customer_id: str | None
+    kind: str | None = Field(None, description="The alert's kind.")
+    severity: Severity | None = Field(None, description="The alert's severity.")
+    follow_up_due_at: Timestamp | None
+    root_cause: str | None = Field(None, description="On resolved.")
+    notice: int | None = Field(None, description="On overdue: 1, 2, ...")
+    overdue_alert_id: str | None = Field(None, description="On overdue: the followup_overdue alert raised.")
+    score: int | float | None = Field(None, description="On opened and updated: the alert's score now.")
+    action_id: str | None = Field(None, description="The followup-actions record behind the change.")
+    note: str | None = None
+
+
 class DeadLetterError(_Part):
     """Why a message could not be processed."""
 

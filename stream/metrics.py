@@ -118,6 +118,12 @@ class Metrics:
         self.escalations = Counter(
             f"{PREFIX}_escalations", "Escalations routed, by queue.", ["queue"], registry=r
         )
+        self.followup_events = Counter(
+            f"{PREFIX}_followup_events",
+            "Follow-up state changes written to followup-events, by type.",
+            ["type"],
+            registry=r,
+        )
         self.followups_open = Gauge(
             f"{PREFIX}_followups_open", "Alerts whose customer nobody has contacted yet.", registry=r
         )

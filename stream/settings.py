@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     followup_actions_topic: str = Field("followup-actions", description="Input: follow-up actions.")
     recovery_alerts_topic: str = Field("recovery-alerts", description="Output: recovery alerts.")
     feedback_windows_topic: str = Field("feedback-windows", description="Output: score snapshots.")
+    followup_events_topic: str = Field(
+        "followup-events", description="Output: follow-up state changes, keyed by alert id."
+    )
     escalations_prefix: str = Field("escalations.", description="Output: prefix of per-queue topics.")
     dlq_topic: str = Field("feedback-dlq", description="Output: dead letters.")
     max_message_bytes: int = Field(

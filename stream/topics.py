@@ -27,6 +27,7 @@ def service_topics(settings: Settings) -> list[str]:
         s.partials_topic,
         s.followups_topic,
         s.recovery_alerts_topic,
+        s.followup_events_topic,
         s.ops_alerts_topic,
         s.feedback_windows_topic,
         s.dlq_topic,

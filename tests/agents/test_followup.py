@@ -71,7 +71,12 @@ def test_an_opened_alert_is_stored_on_its_partition_before_the_batch_returns() -
     alert_id, doc = opened("c-1")
     owner = owner_function(SETTINGS.partitions)(alert_id)
     run(agent, [message(SETTINGS.followups_topic, owner, doc)])
-    ((topic, key, value, partition, _),) = sent
+    event, (topic, key, value, partition, _) = sent  # its followup-events record, then its state
+    assert (event.topic, event.key, orjson.loads(event.value or b"")["type"]) == (
+        SETTINGS.followup_events_topic,
+        alert_id.encode(),
+        "opened",
+    )
     assert (topic, partition, key) == ("followups-changelog", owner, alert_id.encode())
     assert table.data[alert_id.encode()] == value
     stored = orjson.loads(value)

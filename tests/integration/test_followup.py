@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from schemas.outputs import FollowupEvent
 from stream.brokers import LocalBroker
 from tests.factories import survey, uid
 from tests.integration.conftest import Service
@@ -71,7 +74,41 @@ def test_an_uncontacted_alert_escalates_to_the_lead_and_a_contacted_one_does_not
         time.sleep(5)  # past the called customer's due time, and past a third notice's cadence
         assert [a["kind"] for a in svc.alerts_for(called, 1)] == ["detractor"]
         assert len(_overdue(svc, ignored, 2)) == 2  # capped
+        svc.send(
+            svc.settings.followup_actions_topic,
+            _action(str(called_alert["alert_id"]), "resolved", root_cause="late courier"),
+            str(called_alert["alert_id"]).encode(),
+        )
+        ids = {str(called_alert["alert_id"]), str(overdue[0]["original_alert_id"])}
+
+        def changes(records: list[Any]) -> dict[str, list[FollowupEvent]]:
+            found: dict[str, list[FollowupEvent]] = {}
+            for r in records:
+                if r.key.decode() in ids:
+                    found.setdefault(r.key.decode(), []).append(FollowupEvent.model_validate_json(r.value))
+            return found
+
+        def complete(records: list[Any]) -> bool:
+            found = changes(records)
+            return len(found.get(str(called_alert["alert_id"]), [])) >= 3 and len(found) == 2
+
+        got = changes(svc.read(svc.settings.followup_events_topic, complete))
+        assert [(e.type, e.status, e.actor) for e in got[str(called_alert["alert_id"])]] == [
+            ("opened", "open", None),
+            ("contacted", "contacted", "sam"),
+            ("resolved", "resolved", "sam"),
+        ]
+        assert got[str(called_alert["alert_id"])][-1].root_cause == "late courier"
+        ignored_events = got[str(overdue[0]["original_alert_id"])]
+        assert [(e.type, e.notice) for e in ignored_events] == [
+            ("opened", None),
+            ("overdue", 1),
+            ("overdue", 2),
+        ]
+        assert {e.queue for e in ignored_events} == {"billing"}
         text = svc.metrics()
+        counted = re.search(r'survey_alerts_followup_events_total\{type="overdue"\} (\S+)', text)
+        assert counted and float(counted.group(1)) >= 2  # the readiness probes' alerts go overdue too
         assert "survey_alerts_time_to_contact_seconds_count 1.0" in text
         assert 'survey_alerts_escalations_total{queue="billing-lead"}' in text
     finally:

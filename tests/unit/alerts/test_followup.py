@@ -23,6 +23,7 @@ from alerts.followup import (
 )
 from alerts.pipeline import Pipeline, Record, Topics
 from alerts.policy import AlertPolicy
+from schemas.outputs import FollowupEvent
 from tests.factories import raw, survey, ticket
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
@@ -67,13 +68,19 @@ def test_overdue_raises_an_alert_and_a_lead_escalation_at_a_capped_cadence() -> 
     assert not check_overdue(fu, at(65), POLICY, out)  # re-notified at most every 10 minutes
     assert check_overdue(fu, at(72), POLICY, out)
     assert not check_overdue(fu, at(200), POLICY, out)  # capped at two notices
-    kinds = [(role, doc.get("kind") or doc.get("source"), doc["queue"]) for role, _, doc in out.outputs]
+    raised = [(role, doc) for role, _, doc in out.outputs if role != "event"]
+    kinds = [(role, doc.get("kind") or doc.get("source"), doc["queue"]) for role, doc in raised]
     assert (
         kinds
         == [("alert", "followup_overdue", "billing-lead"), ("escalation", "followup_overdue", "billing-lead")]
         * 2
     )
-    assert out.outputs[0][2]["alert_id"] != out.outputs[2][2]["alert_id"]  # each notice its own id
+    assert raised[0][1]["alert_id"] != raised[2][1]["alert_id"]  # each notice its own id
+    notices = [doc for role, _, doc in out.outputs if role == "event" and doc["type"] == "overdue"]
+    assert [(n["notice"], n["overdue_alert_id"]) for n in notices] == [
+        (1, raised[0][1]["alert_id"]),
+        (2, raised[2][1]["alert_id"]),
+    ]
 
 
 def test_contact_stops_the_timer_and_is_measured() -> None:
@@ -113,9 +120,9 @@ def test_actions_before_the_alert_wait_and_repeats_change_nothing() -> None:
 def test_an_edit_that_no_longer_qualifies_withdraws_the_follow_up() -> None:
     fu, out = FollowUp("a1"), Changes()
     open_alert(fu, alert(), POLICY, out)
-    update_alert(fu, 1)
+    update_alert(fu, {"score": 1, "at": at(3).timestamp(), "ts": 1.0}, out)
     assert fu.alert is not None and fu.alert["score"] == 1 and fu.status == "open"
-    update_alert(fu, None)
+    update_alert(fu, {"score": None, "at": at(4).timestamp(), "ts": 2.0}, out)
     assert fu.status == "withdrawn" and not check_overdue(fu, at(500), POLICY, out)
 
 
@@ -232,3 +239,50 @@ def test_the_sla_index_agrees_with_a_scan_of_every_summary(ops: list[tuple[str, 
             sum(s.waiting for s in known),
         )
         assert len(index) == len(summaries)
+
+
+def events(out: Changes) -> list[FollowupEvent]:
+    return [FollowupEvent.model_validate(doc) for role, _, doc in out.outputs if role == "event"]
+
+
+def test_every_change_is_a_followup_event_in_order_with_what_the_contract_names() -> None:
+    fu, out = FollowUp("a1"), Changes()
+    apply_action(fu, action("x0", "acknowledged", 1), POLICY, out)  # before its alert: waits
+    open_alert(fu, alert(), POLICY, out)
+    update_alert(fu, {"score": 1, "at": at(2).timestamp(), "ts": 7.0}, out)
+    check_overdue(fu, at(61), POLICY, out)
+    apply_action(fu, action("x1", "contacted", 62, note="called, left a message"), POLICY, out)
+    apply_action(fu, action("x2", "resolved", 90, root_cause="late courier"), POLICY, out)
+    apply_action(fu, action("x3", "reopened", 95), POLICY, out)
+    got = events(out)
+    assert [(e.type, e.status, e.actor) for e in got] == [
+        ("opened", "open", None),
+        ("acknowledged", "acknowledged", "sam"),
+        ("updated", "acknowledged", None),
+        ("overdue", "acknowledged", None),
+        ("contacted", "contacted", "sam"),
+        ("resolved", "resolved", "sam"),
+        ("reopened", "reopened", "sam"),
+    ]
+    assert all(
+        (e.alert_id, e.queue, e.team, e.customer_id) == ("a1", "billing", "billing", "c1") for e in got
+    )
+    assert got[2].score == 1 and got[3].notice == 1 and got[5].root_cause == "late courier"
+    assert got[4].note == "called, left a message" and got[4].action_id == "x1"
+    assert got[6].follow_up_due_at == at(95 + 240)  # the new due time after reopening
+    assert len({e.event_id for e in got}) == len(got)
+
+    again, out2 = FollowUp("a1"), Changes()  # the same inputs again: the same ids (a replay)
+    apply_action(again, action("x0", "acknowledged", 1), POLICY, out2)
+    open_alert(again, alert(), POLICY, out2)
+    update_alert(again, {"score": 1, "at": at(2).timestamp(), "ts": 7.0}, out2)
+    assert [e.event_id for e in events(out2)] == [e.event_id for e in got[:3]]
+
+
+def test_a_repeated_or_unchanged_edit_adds_no_event_and_a_withdrawal_is_one() -> None:
+    fu, out = FollowUp("a1"), Changes()
+    open_alert(fu, alert(), POLICY, out)
+    update_alert(fu, {"score": 2, "at": at(2).timestamp(), "ts": 7.0}, out)  # the same score
+    update_alert(fu, {"score": None, "at": at(3).timestamp(), "ts": 8.0}, out)
+    update_alert(fu, {"score": None, "at": at(4).timestamp(), "ts": 9.0}, out)  # withdrawn already
+    assert [(e.type, e.status) for e in events(out)] == [("opened", "open"), ("withdrawn", "withdrawn")]

@@ -136,7 +136,13 @@ def test_alerts_open_follow_ups_and_edits_update_them() -> None:
     assert opened.value["op"] == "open" and opened.key == run.alerts(result)[0]["alert_id"].encode()  # type: ignore[index]
     edit = run.batch((S, survey("c1", "r1", nps=8)))
     (update,) = [e.value for e in edit.emits if e.topic == TOPICS.followups]
-    assert update == {"op": "update", "alert_id": opened.key.decode(), "score": None}  # type: ignore[union-attr]
+    assert update == {  # the edit's event time and broker timestamp identify the change
+        "op": "update",
+        "alert_id": opened.key.decode(),  # type: ignore[union-attr]
+        "score": None,
+        "at": datetime(2026, 11, 22, 13, 20, 53, tzinfo=UTC).timestamp(),
+        "ts": 2.0,
+    }
 
 
 def test_escalations_for_escalated_tickets_and_key_accounts() -> None:
