@@ -165,5 +165,8 @@ def _alert(
         "created_at": format_timestamp(now),
         "follow_up_due_at": format_timestamp(now + policy.due(f.severity, state.tier)),
         "playbook": router.playbook(f.kind, ticket.category if ticket else None, state.account_value),
+        # the customer's own words, for whoever calls them back (personal data: topics only)
+        "comment": resp.comment,
+        "touchpoint": resp.touchpoint,
         "customer": context,
     }

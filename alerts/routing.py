@@ -40,6 +40,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alerts.notify.rules import Notifications
+
 Priority = Literal["low", "normal", "high", "urgent"]
 _QUEUE = re.compile(r"^[A-Za-z0-9._{}-]+$")
 FACTS = ("category", "team", "channel", "customer_tier", "priority", "kind")
@@ -126,13 +128,13 @@ class Play(_Strict):
     second_tier: Tier | None = None
 
 
-class RuleSet(_Strict):
-    """A whole rules file."""
+class RuleSet(Notifications):
+    """A whole rules file: routing rules, the playbook, and where notifications go."""
 
     default_queue: Annotated[str, Field(min_length=1)] = "triage"
     default_priority: Priority = "normal"
-    rules: list[Rule] = []
-    playbook: list[Play] = []
+    rules: list[Rule] = Field(default_factory=list)
+    playbook: list[Play] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> RuleSet:
@@ -166,17 +168,20 @@ def load_rules(path: str | Path) -> RuleSet:
         raise RulesError(_explain_errors(p, doc, exc)) from None
 
 
+_LABELS = {"rules": "rule", "playbook": "play", "notify": "notify rule"}
+
+
 def _explain_errors(path: Path, doc: Any, exc: ValidationError) -> str:
     lines = [f"{path}: {exc.error_count()} problem(s)"]
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])
         where = ".".join(str(x) for x in loc) or "file"
-        if len(loc) >= 2 and loc[0] in ("rules", "playbook") and isinstance(loc[1], int):
+        if len(loc) >= 2 and loc[0] in ("rules", "playbook", "notify") and isinstance(loc[1], int):
             items = doc.get(loc[0], []) if isinstance(doc, dict) else []
             name = (
                 items[loc[1]].get("name") if loc[1] < len(items) and isinstance(items[loc[1]], dict) else None
             )
-            label = f"{loc[0][:-1] if loc[0] == 'rules' else 'play'} #{loc[1] + 1}"
+            label = f"{_LABELS[loc[0]]} #{loc[1] + 1}"
             if name:
                 label += f" ({name!r})"
             field = ".".join(str(x) for x in loc[2:]) or "-"

@@ -110,6 +110,10 @@ class RecoveryAlert(OutputModel):
     created_at: Timestamp
     follow_up_due_at: Timestamp
     playbook: Playbook | None = None
+    comment: str | None = Field(None, description="The survey's free text (personal data).")
+    touchpoint: str | None = None
+    original_alert_id: str | None = Field(None, description="On followup_overdue: the alert not contacted.")
+    notice: int | None = Field(None, description="On followup_overdue: 1, 2, ...")
     customer: CustomerContext
 
 

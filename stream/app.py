@@ -201,4 +201,13 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
     from agents import install  # agents depend on the app, not the other way round
 
     install(app, settings)
+    if settings.notify_in_worker:
+        from stream.notify.main import notifier_from
+
+        notifier = notifier_from(settings, registry)  # its own consumer group, beside the agents
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def _notify() -> None:
+            await notifier.run(asyncio.Event())
+
     return app

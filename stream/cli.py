@@ -32,6 +32,10 @@ def worker() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     ensure_topics(settings)
+    if settings.notify_in_worker:
+        from stream.topics import ensure_notifier_topics
+
+        ensure_notifier_topics(settings)
     app = create_app(settings)
 
     class Worker(faust.Worker):
@@ -266,19 +270,86 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("path", type=click.Path(dir_okay=False))
-def rules_check(path: str) -> None:
-    """Validate a TOML or YAML rules file (errors name the file, the rule and the field)."""
+@click.option("--offline", is_flag=True, help="Do not try to connect to the destinations.")
+def rules_check(path: str, offline: bool) -> None:
+    """Validate a TOML or YAML rules file (errors name the file, the rule and the field).
+
+    Destinations are checked too: their secrets must be set (they are never printed)
+    and, unless --offline, each must accept a connection.
+    """
     from alerts.routing import RulesError, load_rules
+    from stream.errors import ConfigurationError
+    from stream.notify.cli import check_destinations
 
     try:
         rs = load_rules(path)
-    except RulesError as exc:
+        lines = check_destinations(rs, reach=not offline)
+    except (RulesError, ConfigurationError) as exc:
         raise click.ClickException(str(exc)) from None
     queues = sorted({r.queue for r in rs.rules} | {rs.default_queue})
     click.echo(
         f"{path}: ok - {len(rs.rules)} rules, {len(rs.playbook)} playbook entries, "
-        f"queues {', '.join(queues)}; default {rs.default_queue!r}"
+        f"queues {', '.join(queues)}; default {rs.default_queue!r}; "
+        f"{len(rs.destinations)} destinations, {len(rs.notify)} notify rules"
     )
+    for line in lines:
+        click.echo(line)
+
+
+@main.command()
+def notifier() -> None:
+    """Deliver alerts, escalations and ops alerts to the destinations of SURVEY_ALERTS_ROUTING_RULES.
+
+    Its own consumer group (SURVEY_ALERTS_NOTIFIER_GROUP); run several to share the work.
+    Serves /metrics, /health and /ready on SURVEY_ALERTS_NOTIFIER_WEB_HOST:_PORT.
+    """
+    import asyncio
+
+    from stream.errors import ConfigurationError
+    from stream.notify.main import serve
+    from stream.topics import ensure_notifier_topics, ensure_topics
+
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    for name in ("aiokafka", "kafka"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        ensure_topics(settings)
+        ensure_notifier_topics(settings)
+        asyncio.run(serve(settings))
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def notify() -> None:
+    """Notification destinations."""
+
+
+@notify.command("test")
+@click.argument("destination")
+@click.option(
+    "--type",
+    "message_type",
+    default="recovery_alert",
+    show_default=True,
+    type=click.Choice(["recovery_alert", "escalation", "ops_alert", "followup_event"]),
+)
+def notify_test(destination: str, message_type: str) -> None:
+    """Send a sample message to DESTINATION (from SURVEY_ALERTS_ROUTING_RULES) and print the outcome."""
+    from stream.errors import ConfigurationError
+    from stream.notify.cli import send_test
+
+    settings = Settings()
+    try:
+        d, outcome, seconds = send_test(
+            settings.rules(), destination, message_type, settings.inbox_url, settings.email_domain
+        )
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{destination}: {outcome.status} in {seconds * 1000:.0f} ms - {outcome.detail} (id {d.id})")
+    if outcome.status != "delivered":
+        sys.exit(1)
 
 
 @rules.command("explain")

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alerts.deadletters import MAX_TOPIC_LENGTH, topic_problem
 from alerts.feedback import TrendPolicy
 from alerts.policy import AlertPolicy
-from alerts.routing import DEFAULT_RULES, MAX_QUEUE_LENGTH, Router, RulesError, load_rules
+from alerts.routing import DEFAULT_RULES, MAX_QUEUE_LENGTH, Router, RulesError, RuleSet, load_rules
 from alerts.windows import WindowSpec, parse_windows
 from stream.errors import ConfigurationError
 
@@ -124,6 +124,31 @@ class Settings(BaseSettings):
     )
     max_renotify: int = Field(3, ge=1, description="Most overdue notifications per alert.")
 
+    notify_in_worker: bool = Field(False, description="Run the notifier inside the worker process.")
+    notifier_group: str | None = Field(
+        None, description="The notifier's consumer group (default <app>-notifier)."
+    )
+    notifier_web_host: str = Field(
+        "127.0.0.1", description="Bind address of the notifier's /metrics and /health."
+    )
+    notifier_web_port: int = Field(6067, ge=0, le=65535, description="Port of the notifier's HTTP server.")
+    inbox_url: str | None = Field(None, description="Base URL of the inbox, for links in notifications.")
+    email_domain: str = Field("survey-alerts.local", description="Domain of the e-mail Message-IDs.")
+    notification_deliveries_topic: str = Field(
+        "notification-deliveries", description="Output: one record per delivery attempt."
+    )
+    notification_dlq_topic: str = Field(
+        "notification-dlq", description="Output: notifications that could not be delivered, with the answer."
+    )
+    notify_max_attempts: int = Field(12, ge=1, description="Most attempts of one delivery.")
+    notify_max_age_s: float = Field(
+        86_400.0, gt=0, description="Oldest a document may be to be delivered (and to be retried)."
+    )
+    notify_backoff_base_s: float = Field(
+        1.0, gt=0, description="First retry delay ceiling (doubles per attempt)."
+    )
+    notify_backoff_max_s: float = Field(600.0, gt=0, description="Longest retry delay (before jitter).")
+
     @field_validator("broker")
     @classmethod
     def _broker_url(cls, value: str) -> str:
@@ -179,6 +204,16 @@ class Settings(BaseSettings):
         return f"{self.app_id}-followups"
 
     @property
+    def notifier_group_id(self) -> str:
+        """The notifier's consumer group."""
+        return self.notifier_group or f"{self.app_id}-notifier"
+
+    @property
+    def notifier_state_topic(self) -> str:
+        """Internal compacted topic of the notifier's pending and finished deliveries."""
+        return f"{self.app_id}-notifier-state"
+
+    @property
     def partials_topic(self) -> str:
         """Internal topic carrying each partition's window buckets to the merge stage."""
         return f"{self.app_id}-window-partials"
@@ -208,14 +243,18 @@ class Settings(BaseSettings):
             escalate_account_value=self.escalate_account_value,
         )
 
-    def router(self) -> Router:
-        """The routing rules (checked: a bad file fails here, naming file, rule and field)."""
+    def rules(self) -> RuleSet:
+        """The rules file: routing, playbook, notifications (checked: errors name file, rule and field)."""
         if self.routing_rules is None:
-            return Router(DEFAULT_RULES)
+            return DEFAULT_RULES
         try:
-            return Router(load_rules(self.routing_rules))
+            return load_rules(self.routing_rules)
         except RulesError as exc:
             raise ConfigurationError(str(exc)) from None
+
+    def router(self) -> Router:
+        """The routing rules (checked: a bad file fails here, naming file, rule and field)."""
+        return Router(self.rules())
 
     def window_specs(self) -> list[WindowSpec]:
         """The rolling windows these settings describe."""

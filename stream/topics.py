@@ -11,6 +11,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream.errors import ConfigurationError
+from stream.security import kafka_python_options
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,31 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout_s
             )
 
 
+def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """The notifier's topics: its delivery log and dead letters, and its compacted state (one partition)."""
+    ensure_topics(
+        settings, [settings.notification_deliveries_topic, settings.notification_dlq_topic], timeout_s
+    )
+    admin = _admin(settings, timeout_s)
+    try:
+        if settings.notifier_state_topic not in set(admin.list_topics()):
+            state = NewTopic(
+                settings.notifier_state_topic,
+                1,
+                settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+            )
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([state])
+            log.info("created topic %s", settings.notifier_state_topic)
+    finally:
+        admin.close()
+    partition_counts(settings, [settings.notifier_state_topic], timeout_s)
+
+
 def partition_counts(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> dict[str, int]:
     """How many partitions each topic has, waiting for fresh topics to appear."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, **_auth(settings))
+    consumer = KafkaConsumer(**kafka_python_options(settings))
     try:
         deadline = time.monotonic() + timeout_s
         counts: dict[str, int] = {}
@@ -95,26 +118,11 @@ def partition_counts(settings: Settings, topics: list[str], timeout_s: float = 3
         consumer.close()
 
 
-def _auth(settings: Settings) -> dict[str, str]:
-    if settings.sasl_username is None or settings.sasl_password is None:
-        return {}
-    return {
-        "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": "PLAIN",
-        "sasl_plain_username": settings.sasl_username,
-        "sasl_plain_password": settings.sasl_password.get_secret_value(),
-    }
-
-
 def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return KafkaAdminClient(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id=f"{settings.app_id}-admin",
-                **_auth(settings),
-            )
+            return KafkaAdminClient(client_id=f"{settings.app_id}-admin", **kafka_python_options(settings))
         except KafkaError as exc:
             if time.monotonic() > deadline:
                 raise ConfigurationError(f"cannot reach Kafka at {settings.broker}: {exc}") from exc

@@ -177,3 +177,49 @@ def service(kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
     svc.start()
     yield svc
     svc.close()
+
+
+class Process:
+    """Another survey-alerts process (the notifier, the inbox) beside a worker, with the worker's settings."""
+
+    def __init__(self, service: Service, command: list[str], name: str, **env: str) -> None:
+        self.service = service
+        self.command = command
+        self.name = name
+        self.env = {**service.env, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log(self) -> Path:
+        return self.service.workdir / f"{self.name}-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", *self.command],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def logs(self) -> str:
+        """Every log this process wrote, all starts."""
+        return "\n".join(
+            (self.service.workdir / f"{self.name}-{i}.log").read_text(errors="replace")
+            for i in range(1, self.starts + 1)
+        )

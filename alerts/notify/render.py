@@ -1,0 +1,489 @@
+"""What each destination kind receives: one ``View`` of a message, rendered per kind.
+
+Everything a person needs to act without looking anything up: what happened (kind,
+score, tier, account value), where it belongs (team, queue), the customer's words,
+recent scores, open tickets, the due time, the playbook's suggestion, and a link to
+the alert in the inbox. Customer text is escaped for each format (Slack mrkdwn,
+HTML), and every part is cut to the receiver's documented limits.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from alerts.ids import stable_id
+from schemas.common import format_timestamp
+
+# Slack Block Kit: header text 150, section text 3,000, a field 2,000, 10 fields, 50 blocks.
+SLACK_HEADER = 150
+SLACK_TEXT = 3000
+SLACK_FIELD = 2000
+COMMENT_CHARS = 500  # of the customer's comment, in chat messages
+TEAMS_MAX_BYTES = 28_000  # an Adaptive Card in a Teams message
+
+_BADGE = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+_TITLES = {
+    "detractor": "Detractor",
+    "low_effort": "High effort",
+    "low_csat": "Low CSAT",
+    "low_stars": "Low rating",
+    "followup_overdue": "Follow-up overdue",
+    "trend_drop": "Score trend drop",
+    "destination_disabled": "Notification destination disabled",
+}
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def money(value: float | None) -> str | None:
+    """An account value as a reader scans it: $41,250 or $1.2M."""
+    if value is None:
+        return None
+    if value >= 1_000_000:
+        return f"${value / 1_000_000:.1f}M"
+    return f"${value:,.0f}"
+
+
+def _scores(row: dict[str, Any]) -> str:
+    parts = [
+        f"{name.upper() if name != 'stars' else 'stars'} {row[name]}"
+        for name in ("nps", "csat", "ces", "stars")
+        if row.get(name) is not None
+    ]
+    return ", ".join(parts)
+
+
+@dataclass
+class View:
+    """A message as a person reads it, independent of the format."""
+
+    title: str
+    severity: str | None
+    summary: str  # one line: what, score, tier, value
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    comment: str | None = None
+    recent: list[str] = field(default_factory=list)
+    tickets: list[str] = field(default_factory=list)
+    suggestion: str | None = None
+    link: str | None = None
+    footer: str = ""
+    thread: str | None = None  # the alert a message belongs to (e-mail threading)
+
+    @property
+    def badge(self) -> str:
+        return _BADGE.get(self.severity or "", "⚪")
+
+
+def inbox_link(inbox_url: str | None, alert_id: str | None) -> str | None:
+    """The alert's page in the inbox, when the inbox's URL is configured."""
+    if not inbox_url or not alert_id:
+        return None
+    return f"{inbox_url.rstrip('/')}/alerts/{alert_id}"
+
+
+def view_of(message_type: str, doc: dict[str, Any], inbox_url: str | None = None) -> View:
+    """The ``View`` of an output document of ``message_type``."""
+    if message_type == "recovery_alert":
+        return _alert_view(doc, inbox_url)
+    if message_type == "escalation":
+        return _escalation_view(doc, inbox_url)
+    if message_type == "followup_event":
+        return _event_view(doc, inbox_url)
+    return _ops_view(doc)
+
+
+def _customer_bits(customer: dict[str, Any]) -> list[str]:
+    bits = []
+    if customer.get("tier"):
+        bits.append(str(customer["tier"]))
+    value = money(customer.get("account_value"))
+    if value:
+        bits.append(f"{value}/yr")
+    return bits
+
+
+def _alert_view(doc: dict[str, Any], inbox_url: str | None) -> View:
+    customer = doc.get("customer") or {}
+    kind = str(doc.get("kind"))
+    title = _TITLES.get(kind, kind.replace("_", " ").capitalize())
+    if kind == "followup_overdue":
+        title += f" (notice {doc.get('notice')})"
+        score = f"{float(doc.get('score') or 0) / 60:.0f} min past due"
+    else:
+        score = f"{str(doc.get('metric', '')).upper()} {doc.get('score')}"
+    summary = " · ".join([title, score, *_customer_bits(customer)])
+    facts = [
+        ("Team", doc.get("team") or "-"),
+        ("Queue", doc.get("queue") or "-"),
+        ("Severity", str(doc.get("severity"))),
+        ("Due", _when(doc.get("follow_up_due_at"))),
+    ]
+    if doc.get("ticket_id"):
+        facts.append(("Ticket", str(doc["ticket_id"])))
+    if doc.get("channel") or doc.get("category"):
+        facts.append(("Channel / driver", f"{doc.get('channel') or '-'} / {doc.get('category') or '-'}"))
+    recent = [
+        f"{str(r.get('submitted_at', ''))[:10]}: {_scores(r)}" for r in customer.get("recent_scores") or []
+    ]
+    tickets = [
+        " · ".join(
+            str(x)
+            for x in (
+                t.get("ticket_id"),
+                t.get("status"),
+                t.get("team"),
+                t.get("category"),
+                t.get("priority"),
+            )
+            if x
+        )
+        + (" · escalated" if t.get("escalated") else "")
+        for t in customer.get("open_tickets") or []
+    ]
+    alert_id = str(doc.get("original_alert_id") or doc.get("alert_id"))
+    return View(
+        title=title,
+        severity=doc.get("severity"),
+        summary=summary,
+        facts=facts,
+        comment=doc.get("comment"),
+        recent=recent[:5],
+        tickets=tickets[:5],
+        suggestion=_suggestion(doc.get("playbook")),
+        link=inbox_link(inbox_url, alert_id),
+        footer=f"{doc.get('alert_id')} · rule {doc.get('rule')}",
+        thread=alert_id,
+    )
+
+
+def _suggestion(playbook: dict[str, Any] | None) -> str | None:
+    if not playbook:
+        return None
+    first = playbook.get("first_tier") or {}
+    text = str(first.get("action", ""))
+    if first.get("cap") is not None:
+        text += f" (concession up to {money(first['cap'])})"
+    second = playbook.get("second_tier")
+    if second:
+        text += f"; on push-back: {second.get('action')}"
+        if second.get("cap") is not None:
+            text += f" (up to {money(second['cap'])})"
+    return text
+
+
+def _escalation_view(doc: dict[str, Any], inbox_url: str | None) -> View:
+    source = str(doc.get("source", "")).replace("_", " ")
+    title = f"Escalation to {doc.get('queue')}"
+    bits = [title, source, str(doc.get("priority"))]
+    bits += _customer_bits({"tier": doc.get("customer_tier"), "account_value": doc.get("account_value")})
+    customer = doc.get("customer") or {}
+    ticket = doc.get("ticket") or {}
+    facts = [
+        ("Team", doc.get("team") or "-"),
+        ("Queue", str(doc.get("queue"))),
+        ("Priority", str(doc.get("priority"))),
+        ("Routed by", str(doc.get("rule"))),
+    ]
+    if doc.get("ticket_id"):
+        facts.append(("Ticket", f"{doc['ticket_id']} ({ticket.get('status', '?')})"))
+    recent = [
+        f"{str(r.get('submitted_at', ''))[:10]}: {_scores(r)}" for r in customer.get("recent_scores") or []
+    ]
+    return View(
+        title=title,
+        severity="critical" if doc.get("priority") == "urgent" else "warning",
+        summary=" · ".join(b for b in bits if b),
+        facts=facts,
+        comment=doc.get("reason"),
+        recent=recent[:5],
+        link=inbox_link(inbox_url, doc.get("alert_id")),
+        footer=f"{doc.get('escalation_id')}",
+        thread=doc.get("alert_id") or doc.get("escalation_id"),
+    )
+
+
+def _event_view(doc: dict[str, Any], inbox_url: str | None) -> View:
+    kind = str(doc.get("type"))
+    who = f" by {doc['actor']}" if doc.get("actor") else ""
+    title = f"Follow-up {kind}{who}"
+    facts = [
+        ("Status", str(doc.get("status"))),
+        ("Queue", doc.get("queue") or "-"),
+        ("At", _when(doc.get("at"))),
+    ]
+    if doc.get("root_cause"):
+        facts.append(("Root cause", str(doc["root_cause"])))
+    if doc.get("notice"):
+        facts.append(("Notice", str(doc["notice"])))
+    return View(
+        title=title,
+        severity=doc.get("severity") if kind == "overdue" else "info",
+        summary=f"{title} · {doc.get('kind') or 'alert'} · team {doc.get('team') or '-'}",
+        facts=facts,
+        comment=doc.get("note"),
+        link=inbox_link(inbox_url, doc.get("alert_id")),
+        footer=f"{doc.get('alert_id')} · {doc.get('event_id')}",
+        thread=doc.get("alert_id"),
+    )
+
+
+def _ops_view(doc: dict[str, Any]) -> View:
+    kind = str(doc.get("kind"))
+    title = _TITLES.get(kind, kind.replace("_", " ").capitalize())
+    if kind == "trend_drop":
+        metric = str(doc.get("metric", "")).upper()
+        summary = (
+            f"{title} · {doc.get('dimension')} {doc.get('key')}: {metric} {doc.get('value'):.1f} in "
+            f"{doc.get('short_window')} vs {doc.get('baseline'):.1f} before (n={doc.get('responses')})"
+        )
+        facts = [
+            ("z", f"{doc.get('z'):.2f}"),
+            ("Window", f"{_when(doc.get('window_start'))} - {_when(doc.get('window_end'))}"),
+        ]
+    else:
+        summary = f"{title} · {doc.get('summary') or ''}".rstrip(" ·")
+        facts = [(str(k), str(v)) for k, v in doc.items() if k in ("destination", "status", "reason")]
+    return View(
+        title=title,
+        severity=doc.get("severity"),
+        summary=summary,
+        facts=facts,
+        footer=str(doc.get("alert_id")),
+    )
+
+
+def _when(stamp: Any) -> str:
+    """An RFC 3339 time as ``2026-11-22 17:20 UTC``."""
+    text = str(stamp or "")
+    return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 else (text or "-")
+
+
+# -- Standard Webhooks ------------------------------------------------------------------
+
+
+def envelope(message_type: str, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The body of a webhook (contract: ``{type, timestamp, data}``)."""
+    return {"type": message_type, "timestamp": format_timestamp(now), "data": doc}
+
+
+ID_FIELDS = {
+    "recovery_alert": "alert_id",
+    "escalation": "escalation_id",
+    "followup_event": "event_id",
+    "ops_alert": "alert_id",
+}
+
+
+def document_id(message_type: str, doc: dict[str, Any]) -> str:
+    """The id that makes a document recognisable: its alert, escalation or event id."""
+    value = doc.get(ID_FIELDS.get(message_type, "alert_id"))
+    if value:
+        return str(value)
+    return stable_id("doc", message_type, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def delivery_id(message_type: str, doc: dict[str, Any], destination: str) -> str:
+    """One document to one destination: the ``webhook-id``, the same on every retry."""
+    return stable_id("msg", document_id(message_type, doc), destination)
+
+
+# -- Slack ------------------------------------------------------------------------------
+
+
+def mrkdwn(text: str) -> str:
+    """Text safe in Slack mrkdwn: ``&``, ``<`` and ``>`` escaped, so customer text cannot
+    make links or mentions (``<!channel>``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(view: View) -> dict[str, Any]:
+    """A Slack incoming-webhook body in Block Kit, within its limits."""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": cut(f"{view.badge} {view.title}", SLACK_HEADER),
+                "emoji": True,
+            },
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": cut(f"*{mrkdwn(view.summary)}*", SLACK_TEXT)}},
+    ]
+    if view.facts:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": cut(f"*{mrkdwn(k)}*\n{mrkdwn(v)}", SLACK_FIELD)}
+                    for k, v in view.facts[:10]
+                ],
+            }
+        )
+    if view.comment:
+        quoted = "\n".join(
+            "> " + line for line in mrkdwn(cut(view.comment, COMMENT_CHARS)).splitlines() or [""]
+        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(quoted, SLACK_TEXT)}})
+    for heading, lines in (("Recent scores", view.recent), ("Open tickets", view.tickets)):
+        if lines:
+            body = f"*{heading}*\n" + "\n".join(f"• {mrkdwn(line)}" for line in lines)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(body, SLACK_TEXT)}})
+    if view.suggestion:
+        text = f"*Suggested:* {mrkdwn(view.suggestion)}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SLACK_TEXT)}})
+    if view.link:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open in inbox"},
+                        "url": view.link,
+                    }
+                ],
+            }
+        )
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(mrkdwn(view.footer), SLACK_TEXT)}]}
+    )
+    return {"text": cut(f"{view.badge} {view.summary}", SLACK_TEXT), "blocks": blocks[:50]}
+
+
+# -- Microsoft Teams --------------------------------------------------------------------
+
+
+def teams_message(view: View) -> dict[str, Any]:
+    """A Teams workflow-webhook body: one Adaptive Card (1.4) carrying the same as Slack's."""
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": f"{view.badge} {view.title}",
+            "weight": "Bolder",
+            "size": "Large",
+            "wrap": True,
+        },
+        {"type": "TextBlock", "text": view.summary, "wrap": True},
+    ]
+    if view.facts:
+        body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in view.facts]})
+    if view.comment:
+        body.append(
+            {
+                "type": "Container",
+                "style": "emphasis",
+                "items": [
+                    {
+                        "type": "TextBlock",
+                        "text": cut(view.comment, COMMENT_CHARS),
+                        "wrap": True,
+                        "isSubtle": True,
+                    }
+                ],
+            }
+        )
+    for heading, lines in (("Recent scores", view.recent), ("Open tickets", view.tickets)):
+        if lines:
+            body.append({"type": "TextBlock", "text": heading, "weight": "Bolder", "wrap": True})
+            body.extend(
+                {"type": "TextBlock", "text": f"- {line}", "wrap": True, "spacing": "None"} for line in lines
+            )
+    if view.suggestion:
+        body.append({"type": "TextBlock", "text": f"Suggested: {view.suggestion}", "wrap": True})
+    body.append({"type": "TextBlock", "text": view.footer, "isSubtle": True, "size": "Small", "wrap": True})
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
+    if view.link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open in inbox", "url": view.link}]
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
+
+
+# -- E-mail -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mail:
+    """An e-mail's parts; ``message_id`` and ``references`` thread one alert's messages."""
+
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    references: str | None
+
+
+def message_id(key: str, domain: str) -> str:
+    """A deterministic RFC 5322 Message-ID."""
+    return f"<{key}@{domain}>"
+
+
+def email_message(view: View, delivery: str, destination: str, domain: str) -> Mail:
+    """Text and HTML parts of an e-mail; a re-notification of an alert references the alert's first mail."""
+    subject = cut(f"[{(view.severity or 'info').upper()}] {view.summary}", 200)
+    lines = [view.summary, ""]
+    lines += [f"{k}: {v}" for k, v in view.facts]
+    if view.comment:
+        lines += ["", "Customer's words:", *("> " + x for x in view.comment.splitlines())]
+    for heading, items in (("Recent scores", view.recent), ("Open tickets", view.tickets)):
+        if items:
+            lines += ["", f"{heading}:", *(f"- {x}" for x in items)]
+    if view.suggestion:
+        lines += ["", f"Suggested: {view.suggestion}"]
+    if view.link:
+        lines += ["", f"Open in the inbox: {view.link}"]
+    lines += ["", "-- ", view.footer]
+    e = html.escape
+    rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in view.facts)
+    parts = [
+        f"<h2 style='margin:0 0 8px'>{e(view.badge)} {e(view.title)}</h2>",
+        f"<p><strong>{e(view.summary)}</strong></p>",
+        f"<table cellpadding='4' style='border-collapse:collapse'>{rows}</table>",
+    ]
+    if view.comment:
+        parts.append(
+            "<blockquote style='border-left:3px solid #999;margin:12px 0;padding-left:8px'>"
+            f"{e(view.comment)}</blockquote>"
+        )
+    for heading, items in (("Recent scores", view.recent), ("Open tickets", view.tickets)):
+        if items:
+            parts.append(f"<h3>{e(heading)}</h3><ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>")
+    if view.suggestion:
+        parts.append(f"<p><strong>Suggested:</strong> {e(view.suggestion)}</p>")
+    if view.link:
+        parts.append(f"<p><a href='{e(view.link, quote=True)}'>Open in the inbox</a></p>")
+    parts.append(f"<p style='color:#777;font-size:small'>{e(view.footer)}</p>")
+    body = "<!doctype html><html><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>"
+    first = stable_id("msg", view.thread, destination) if view.thread else None
+    own = message_id(delivery, domain)
+    references = message_id(first, domain) if first and first != delivery else None
+    return Mail(subject, "\n".join(lines) + "\n", body, own, references)
+
+
+def console_text(view: View) -> str:
+    """What the console destination prints: the message as a person would read it."""
+    lines = [f"{view.badge} {view.summary}"]
+    lines += [f"    {k}: {v}" for k, v in view.facts]
+    if view.comment:
+        lines.append(f"    “{cut(view.comment, 160)}”")
+    if view.suggestion:
+        lines.append(f"    suggested: {view.suggestion}")
+    if view.link:
+        lines.append(f"    {view.link}")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Running the notifier: on its own (``survey-alerts notifier``) or inside the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from alerts.notify.rules import Notifications
+from stream.errors import ConfigurationError
+from stream.notify.destinations import build_senders
+from stream.notify.metrics import NotifierMetrics
+from stream.notify.service import Notifier
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def notifier_from(settings: Settings, registry: CollectorRegistry | None = None) -> Notifier:
+    """A notifier as ``settings`` and their rules file configure it; a missing secret fails here."""
+    rules: Notifications = settings.rules()
+    if not rules.destinations:
+        where = settings.routing_rules or "SURVEY_ALERTS_ROUTING_RULES (unset)"
+        raise ConfigurationError(
+            f"the notifier has no destinations: add [destinations.NAME] and [[notify]] to {where}"
+        )
+    senders = build_senders(rules.destinations, settings.inbox_url, settings.email_domain)
+    return Notifier(settings, rules, senders, NotifierMetrics(registry))
+
+
+def web_app(notifier: Notifier) -> web.Application:
+    """``/metrics``, ``/health`` (the process answers) and ``/ready`` (consuming, partitions assigned)."""
+    registry = notifier.metrics.registry
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(request: web.Request) -> web.Response:
+        body: dict[str, Any] = {
+            "ready": notifier.ready,
+            "partitions": len(notifier.assigned),
+            "pending": len(notifier.state.pending) if notifier.state else None,
+        }
+        return web.json_response(body, status=200 if notifier.ready else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    """Run the notifier until SIGTERM or SIGINT, with its HTTP endpoints."""
+    notifier = notifier_from(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(web_app(notifier), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.notifier_web_host, settings.notifier_web_port)
+    await site.start()
+    log.info(
+        "Notifier %s: %d destinations; metrics at http://%s:%d/metrics",
+        settings.notifier_group_id,
+        len(notifier.senders),
+        settings.notifier_web_host,
+        settings.notifier_web_port,
+    )
+    try:
+        await notifier.run(stop)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,228 @@
+"""The notifier on Apache Kafka: every alert reaches a real receiver at least once, never silently lost.
+
+A worker raises alerts; the notifier (its own process and consumer group) delivers them to
+a local HTTP receiver that verifies Standard Webhooks signatures with the independent
+``standardwebhooks`` package and plays Slack and Teams, and to a real SMTP server
+(aiosmtpd, STARTTLS and AUTH) whose mails are parsed with the ``email`` package.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import trustme
+
+from alerts.notify.render import delivery_id
+from schemas.outputs import Escalation, RecoveryAlert
+from stream.brokers import LocalBroker, free_port
+from tests.factories import survey, ticket, uid
+from tests.integration.conftest import Process, Service
+from tests.receivers import HttpReceiver, SmtpReceiver
+
+pytestmark = pytest.mark.integration
+
+OLD, NEW = (
+    "whsec_" + base64.b64encode(b"old-secret-32-bytes-long-enough!").decode(),
+    "whsec_" + base64.b64encode(b"new-secret-32-bytes-long-enough!").decode(),
+)
+FAST_RETRIES = {"notify_backoff_base_s": "0.3", "notify_backoff_max_s": "1"}
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    r = HttpReceiver(secrets=[OLD, NEW])
+    yield r
+    r.close()
+
+
+def notifier_for(svc: Service, env: dict[str, str]) -> Process:
+    port = free_port()
+    n = Process(
+        svc,
+        ["notifier"],
+        "notifier",
+        SURVEY_ALERTS_NOTIFIER_WEB_PORT=str(port),
+        **{f"SURVEY_ALERTS_{k.upper()}": v for k, v in FAST_RETRIES.items()},
+        **env,
+    )
+    n.port = port  # type: ignore[attr-defined]
+    return n
+
+
+def metrics(n: Process) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{n.port}/metrics", timeout=10) as resp:  # type: ignore[attr-defined]
+        return str(resp.read().decode())
+
+
+def counter(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(rf"{name}\{{(.*)\}} (\S+)$", line)
+        if m and ",".join(sorted(m.group(1).split(","))) == want:
+            return float(m.group(2))
+    return 0.0
+
+
+def test_alerts_reach_webhook_slack_teams_and_email(
+    kafka: LocalBroker, tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    smtp = SmtpReceiver("alerts", "s3cret-pass", ca)
+    teams_url = tmp_path / "teams-url"
+    teams_url.write_text(receiver.url("/teams") + "\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f"""
+default_queue = "triage"
+notify_default = ["crm"]
+
+[destinations.crm]
+kind = "webhook"
+url = "{receiver.url("/crm")}"
+secrets_env = "CRM_SECRETS"
+types = ["recovery_alert", "escalation"]
+
+[destinations.billing-slack]
+kind = "slack"
+url_env = "SLACK_URL"
+
+[destinations.ops-teams]
+kind = "teams"
+url_file = "{teams_url}"
+
+[destinations.leads]
+kind = "email"
+smtp_host = "127.0.0.1"
+smtp_port = {smtp.port}
+security = "starttls"
+username = "alerts"
+password_env = "SMTP_PASSWORD"
+sender = "survey-alerts@example.com"
+to = ["leads@example.com"]
+ca_file = "{ca_file}"
+
+[[notify]]
+name = "everything-to-the-crm"
+destinations = ["crm"]
+
+[[notify]]
+name = "alerts-to-people"
+destinations = ["billing-slack", "ops-teams", "leads"]
+match = {{ type = "recovery_alert" }}
+"""
+    )
+    svc = Service(kafka, tmp_path, routing_rules=str(rules), inbox_url="https://inbox.example.com")
+    n = notifier_for(
+        svc,
+        {
+            "CRM_SECRETS": f"{OLD} {NEW}",  # two secrets while rotating: both sign
+            "SLACK_URL": receiver.url("/slack"),
+            "SMTP_PASSWORD": "s3cret-pass",
+            "SURVEY_ALERTS_EMAIL_DOMAIN": "alerts.example.com",
+        },
+    )
+    try:
+        n.start()
+        svc.start()
+        key, plain = uid("key"), uid("cust")
+        svc.send_ticket(
+            ticket(key, "t-1", "created", team="billing", customer_tier="gold", account_value=90_000.0)
+        )
+        svc.send_survey(
+            survey(key, "r-1", nps=2, ticket_id="t-1", comment="Refund <b>still</b> missing & no call")
+        )
+        svc.send_survey(survey(plain, "r-2", ces=1, team="returns"))
+        (key_alert,) = svc.alerts_for(key, 1)
+        (plain_alert,) = svc.alerts_for(plain, 1)
+        mine = {key_alert["alert_id"], plain_alert["alert_id"]}
+
+        def ours(path: str) -> list[Any]:
+            return [
+                r
+                for r in receiver.received(path)
+                if (r.json.get("data") or {}).get("alert_id") in mine
+                or key_alert["alert_id"] in r.body.decode()
+                or plain_alert["alert_id"] in r.body.decode()
+            ]
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (
+            len(ours("/crm")) < 3 or len(ours("/slack")) < 2 or len(ours("/teams")) < 2
+        ):
+            time.sleep(0.2)
+        crm = ours("/crm")
+        assert len(crm) == 3, n.logs()[-3000:]  # two alerts and the key account's escalation
+        for r in crm:
+            assert r.verified == [True, True], "each active secret's signature verifies"
+            body = r.json
+            assert set(body) == {"type", "timestamp", "data"} and body["type"] in (
+                "recovery_alert",
+                "escalation",
+            )
+            model = RecoveryAlert if body["type"] == "recovery_alert" else Escalation
+            model.model_validate(body["data"])
+            assert r.headers["webhook-id"] == delivery_id(body["type"], body["data"], "crm")
+            assert abs(int(r.headers["webhook-timestamp"]) - time.time()) < 120
+
+        (slack,) = [r for r in ours("/slack") if key_alert["alert_id"] in r.body.decode()]
+        blocks = slack.json["blocks"]
+        assert blocks[0]["type"] == "header" and "Detractor" in blocks[0]["text"]["text"]
+        text = orjson.dumps(blocks).decode()
+        assert "NPS 2" in text and "gold" in text and "$90,000/yr" in text
+        assert "Refund &lt;b&gt;still&lt;/b&gt; missing &amp; no call" in text  # escaped customer text
+        assert f"https://inbox.example.com/alerts/{key_alert['alert_id']}" in text
+        assert "webhook-signature" not in slack.headers  # Slack and Teams are not signed
+
+        teams = [r for r in ours("/teams") if plain_alert["alert_id"] in r.body.decode()]
+        card = teams[0].json["attachments"][0]["content"]
+        assert card["type"] == "AdaptiveCard" and "High effort" in orjson.dumps(card).decode()
+
+        mails = smtp.wait(2)
+        by_alert = {m["X-Survey-Alerts-Delivery"]: m for m in mails}
+        mail = by_alert[delivery_id("recovery_alert", key_alert, "leads")]
+        assert (
+            mail["Message-ID"] == f"<{delivery_id('recovery_alert', key_alert, 'leads')}@alerts.example.com>"
+        )
+        assert mail["Subject"].startswith("[CRITICAL] Detractor") and mail["To"] == "leads@example.com"
+        assert mail.is_multipart() and {p.get_content_type() for p in mail.iter_parts()} == {
+            "text/plain",
+            "text/html",
+        }
+        html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "Refund &lt;b&gt;still&lt;/b&gt; missing &amp; no call" in html
+
+        text = metrics(n)
+        probes = len(svc.probes)  # the worker's readiness probes are detractors too
+        assert (
+            counter(text, "survey_alerts_notifications_total", destination="crm", outcome="delivered")
+            == 3 + probes
+        )
+        assert (
+            counter(text, "survey_alerts_notification_latency_seconds_count", destination="leads")
+            == 2 + probes
+        )
+        log = svc.read(svc.settings.notification_deliveries_topic, lambda rs: len(rs) >= 9)
+        statuses = {(orjson.loads(r.value)["destination"], orjson.loads(r.value)["status"]) for r in log}
+        assert {
+            ("crm", "delivered"),
+            ("billing-slack", "delivered"),
+            ("ops-teams", "delivered"),
+            ("leads", "delivered"),
+        } <= statuses
+        everything = n.logs() + svc.tail(10_000)
+        for secret in ("s3cret-pass", OLD, NEW, receiver.url("/slack")):
+            assert secret not in everything, "a secret was logged"
+    finally:
+        n.stop()
+        svc.close()
+        smtp.close()

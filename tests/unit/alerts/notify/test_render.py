@@ -1,0 +1,166 @@
+"""What each destination kind receives: complete, escaped, and within the receivers' limits."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.notify.render import (
+    delivery_id,
+    email_message,
+    envelope,
+    mrkdwn,
+    slack_message,
+    teams_message,
+    view_of,
+)
+from stream.notify.cli import sample
+
+INBOX = "https://inbox.example.com/"
+
+
+def alert(**change: Any) -> dict[str, Any]:
+    doc = sample("recovery_alert", "dest")
+    doc["alert_id"] = "alert_0123"
+    doc.update(change)
+    return doc
+
+
+def slack_texts(message: dict[str, Any]) -> list[str]:
+    texts = []
+    for block in message["blocks"]:
+        if "text" in block:
+            texts.append(block["text"]["text"])
+        texts += [f["text"] for f in block.get("fields", [])]
+        texts += [e["text"] for e in block.get("elements", []) if isinstance(e.get("text"), str)]
+    return texts
+
+
+def test_a_slack_alert_carries_what_the_person_following_up_needs() -> None:
+    doc = alert()
+    message = slack_message(view_of("recovery_alert", doc, INBOX))
+    text = "\n".join(slack_texts(message))
+    assert message["blocks"][0]["type"] == "header" and "Detractor" in message["blocks"][0]["text"]["text"]
+    summary = message["blocks"][1]["text"]["text"]
+    assert "NPS 2" in summary and "gold" in summary and "$41,250/yr" in summary  # kind, score, tier, value
+    for needed in (
+        "*Team*\nbilling",
+        "*Queue*\nbilling",
+        "*Due*",
+        "Recent scores",
+        "Open tickets",
+        "tkt-test-1 · reopened",
+        "Suggested:",
+        "nothing to follow up",
+    ):
+        assert needed in text, needed
+    (button,) = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
+    assert button["url"] == "https://inbox.example.com/alerts/alert_0123"
+    assert message["text"].startswith("🔴 Detractor")  # the notification's plain-text fallback
+
+
+@settings(max_examples=200)
+@given(
+    comment=st.text(max_size=10_000),
+    team=st.text(min_size=1, max_size=256),
+    scores=st.lists(st.integers(0, 10), max_size=10),
+)
+def test_slack_stays_within_block_kit_limits_and_customer_text_cannot_make_links(
+    comment: str, team: str, scores: list[int]
+) -> None:
+    doc = alert(comment=comment, team=team)
+    doc["customer"]["recent_scores"] = [
+        {"response_id": f"r{i}", "submitted_at": "2026-11-22T10:00:00Z", "nps": s}
+        for i, s in enumerate(scores)
+    ]
+    message = slack_message(view_of("recovery_alert", doc, INBOX))
+    assert len(message["blocks"]) <= 50 and len(message["text"]) <= 3000
+    assert len(message["blocks"][0]["text"]["text"]) <= 150
+    for block in message["blocks"]:
+        if "text" in block:
+            assert len(block["text"]["text"]) <= 3000
+        assert len(block.get("fields", [])) <= 10
+        assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+    for text in slack_texts(message):
+        assert "<" not in text and ">" not in text.replace("\n> ", "\n").removeprefix("> ")
+    assert len(orjson.dumps(message)) < 40_000
+
+
+def test_mrkdwn_escapes_mentions_and_links() -> None:
+    assert (
+        mrkdwn("<!channel> <https://evil|click> & co")
+        == "&lt;!channel&gt; &lt;https://evil|click&gt; &amp; co"
+    )
+
+
+@settings(max_examples=100)
+@given(comment=st.text(max_size=10_000))
+def test_a_teams_card_carries_the_same_and_stays_under_28_kb(comment: str) -> None:
+    message = teams_message(view_of("recovery_alert", alert(comment=comment), INBOX))
+    (attachment,) = message["attachments"]
+    card = attachment["content"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    facts = {f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
+    assert facts["Team"] == "billing" and facts["Queue"] == "billing"
+    assert card["actions"][0]["url"].endswith("/alerts/alert_0123")
+    assert len(orjson.dumps(message)) <= 28_000
+
+
+def test_email_parts_escape_customer_text_and_notices_thread_on_the_alert() -> None:
+    doc = alert(comment="<script>alert(1)</script> & more")
+    own = delivery_id("recovery_alert", doc, "leads")
+    mail = email_message(view_of("recovery_alert", doc, INBOX), own, "leads", "example.com")
+    assert mail.message_id == f"<{own}@example.com>" and mail.references is None
+    assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+    assert "> <script>alert(1)</script> & more" in mail.text  # the text part quotes it as written
+    assert mail.subject.startswith("[CRITICAL] Detractor")
+    overdue = alert(
+        kind="followup_overdue",
+        alert_id="alert_9",
+        original_alert_id="alert_0123",
+        notice=2,
+        metric="followup_overdue_seconds",
+        score=900,
+    )
+    notice = email_message(
+        view_of("recovery_alert", overdue, INBOX),
+        delivery_id("recovery_alert", overdue, "leads"),
+        "leads",
+        "example.com",
+    )
+    assert notice.references == mail.message_id  # re-notifications thread under the first mail
+    assert "notice 2" in notice.subject and "15 min past due" in notice.subject
+
+
+def test_every_message_type_renders_and_ids_are_per_document_and_destination() -> None:
+    for message_type in ("recovery_alert", "escalation", "ops_alert", "followup_event"):
+        doc = sample(message_type, "d")
+        view = view_of(message_type, doc, INBOX)
+        assert view.summary and slack_message(view)["blocks"] and teams_message(view)["attachments"]
+        assert delivery_id(message_type, doc, "a") != delivery_id(message_type, doc, "b")
+        assert delivery_id(message_type, doc, "a") == delivery_id(message_type, dict(doc), "a")
+    trend = {
+        "alert_id": "trend_1",
+        "kind": "trend_drop",
+        "severity": "warning",
+        "dimension": "team",
+        "key": "billing",
+        "metric": "nps",
+        "value": 12.0,
+        "baseline": 31.5,
+        "responses": 80,
+        "short_window": "24h",
+        "z": -3.1,
+        "window_start": "2026-11-21T14:00:00Z",
+        "window_end": "2026-11-22T14:00:00Z",
+    }
+    assert "NPS 12.0 in 24h vs 31.5" in view_of("ops_alert", trend).summary
+    body = envelope("recovery_alert", alert(), datetime(2026, 11, 22, 14, tzinfo=UTC))
+    assert body["type"] == "recovery_alert" and body["timestamp"] == "2026-11-22T14:00:00Z"
+    assert re.fullmatch(r"msg_[0-9a-f]{24}", delivery_id("recovery_alert", body["data"], "crm"))
