@@ -235,9 +235,17 @@ class Notifier:
             await self.state.load(aiokafka_options(self.settings))
         new = tps - self.assigned
         self.assigned |= tps
+        resumed = 0
         for d in list(self.state.pending.values()):
             if d.source in new:
                 self._schedule(d)
+                resumed += 1
+        log.info(
+            "Notifier: %d partitions assigned (%d new), %d pending deliveries resumed",
+            len(tps),
+            len(new),
+            resumed,
+        )
         self._gauge_pending()
 
     # -- intake -----------------------------------------------------------------------------

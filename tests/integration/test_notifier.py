@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from schemas.outputs import Escalation, RecoveryAlert
 from stream.brokers import LocalBroker, free_port
 from tests.factories import survey, ticket, uid
 from tests.integration.conftest import Process, Service
-from tests.receivers import HttpReceiver, SmtpReceiver
+from tests.receivers import Answer, HttpReceiver, SmtpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -226,3 +227,163 @@ match = {{ type = "recovery_alert" }}
         n.stop()
         svc.close()
         smtp.close()
+
+
+def webhook_rules(tmp_path: Path, receiver: HttpReceiver, paths: dict[str, str]) -> Path:
+    """A rules file with one signed webhook destination per path, every alert to each."""
+    lines = ['default_queue = "triage"', f"notify_default = {orjson.dumps(list(paths)).decode()}"]
+    for name, path in paths.items():
+        lines += [
+            f"[destinations.{name}]",
+            'kind = "webhook"',
+            f'url = "{receiver.url(path)}"',
+            'secrets_env = "HOOK_SECRET"',
+            "timeout_s = 1.5",
+            'types = ["recovery_alert"]',  # (ops alerts, a destination disabled say, would share the plans)
+        ]
+    rules = tmp_path / "rules.toml"
+    rules.write_text("\n".join(lines) + "\n")
+    return rules
+
+
+def test_failures_are_retried_disabled_or_dead_lettered(
+    kafka: LocalBroker, tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    paths = {"flaky": "/flaky", "busy": "/busy", "gone": "/gone", "bad": "/bad", "slow": "/slow"}
+    svc = Service(kafka, tmp_path, routing_rules=str(webhook_rules(tmp_path, receiver, paths)))
+    n = notifier_for(svc, {"HOOK_SECRET": OLD})
+    try:
+        svc.start()
+        n.start()
+        for path in paths.values():  # the readiness probes' alerts first, answered 200
+            receiver.wait(path, len(svc.probes))
+        receiver.plan("/flaky", Answer(500), Answer(503))
+        receiver.plan("/busy", Answer(429, {"Retry-After": "2"}, body="slow down"))
+        receiver.plan("/gone", then=Answer(410, body="webhook removed"))
+        receiver.plan("/bad", then=Answer(400, body="invalid_payload"))
+        receiver.plan("/slow", Answer(200, delay_s=3))  # past the 1.5 s timeout: tried again
+        cid = uid("cust")
+        svc.send_survey(survey(cid, nps=1))
+        (alert,) = svc.alerts_for(cid, 1)
+        wid = delivery_id("recovery_alert", alert, "flaky")
+
+        def attempts(path: str) -> list[Any]:
+            return [r for r in receiver.received(path) if r.json["data"]["alert_id"] == alert["alert_id"]]
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            [r.status for r in attempts("/flaky")] == [500, 503, 200]
+            and [r.status for r in attempts("/busy")] == [429, 200]
+            and len(attempts("/slow")) >= 2
+        ):
+            time.sleep(0.2)
+        flaky = attempts("/flaky")
+        seen = [
+            (r.json["type"], r.json["data"].get("alert_id"), r.status) for r in receiver.received("/flaky")
+        ]
+        assert [r.status for r in flaky] == [500, 503, 200], seen
+        assert {r.headers["webhook-id"] for r in flaky} == {wid}  # the same id on every retry
+        busy = attempts("/busy")
+        assert [r.status for r in busy] == [429, 200] and busy[1].at - busy[
+            0
+        ].at >= 1.9  # Retry-After honoured
+        assert len(attempts("/slow")) >= 2
+
+        dead = svc.read(
+            svc.settings.notification_dlq_topic,
+            lambda rs: {"rejected", "destination_disabled"} <= {orjson.loads(r.value)["code"] for r in rs},
+        )
+        letters = {orjson.loads(r.value)["destination"]: orjson.loads(r.value) for r in dead}
+        assert (
+            letters["bad"]["code"] == "rejected" and "invalid_payload" in letters["bad"]["response"]["detail"]
+        )
+        assert letters["bad"]["response"]["status"] == 400 and letters["bad"]["document"]["alert_id"]
+        assert (
+            letters["gone"]["code"] == "destination_disabled" and letters["gone"]["response"]["status"] == 410
+        )
+        ops = svc.read(
+            svc.settings.ops_alerts_topic, lambda rs: any(b"destination_disabled" in r.value for r in rs)
+        )
+        (disabled,) = [orjson.loads(r.value) for r in ops if b"destination_disabled" in r.value]
+        assert disabled["destination"] == "gone" and disabled["severity"] == "critical"
+
+        gone_before = len(receiver.received("/gone"))
+        other = uid("cust")
+        svc.send_survey(survey(other, nps=0))
+        svc.alerts_for(other, 1)
+        receiver.wait("/bad", gone_before + 1)  # the next alert went out everywhere else ...
+        time.sleep(1)
+        assert len(receiver.received("/gone")) == gone_before  # ... and not to the disabled destination
+        text = metrics(n)
+        assert counter(text, "survey_alerts_notification_destination_disabled", destination="gone") == 1
+        assert counter(text, "survey_alerts_notification_retries_total", destination="flaky") >= 2
+        assert (
+            counter(
+                text,
+                "survey_alerts_notification_dead_letters_total",
+                destination="gone",
+                code="destination_disabled",
+            )
+            >= 2
+        )
+        assert all(
+            r.verified == [True, False] for r in receiver.requests
+        )  # signed with the one active secret
+    finally:
+        n.stop()
+        svc.close()
+
+
+def test_a_notifier_killed_while_retrying_delivers_everything_after_a_restart(
+    kafka: LocalBroker, tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    svc = Service(kafka, tmp_path, routing_rules=str(webhook_rules(tmp_path, receiver, {"crm": "/crm"})))
+    # retries every second at most, and no limit on attempts: none runs out while the test waits
+    n = notifier_for(svc, {"HOOK_SECRET": NEW, "SURVEY_ALERTS_NOTIFY_MAX_ATTEMPTS": "10000"})
+    try:
+        svc.start()
+        n.start()
+        early = [uid("early") for _ in range(2)]
+        for cid in early:
+            svc.send_survey(survey(cid, nps=3))
+        early_ids = {svc.alerts_for(cid, 1)[0]["alert_id"] for cid in early}
+
+        def by_alert() -> dict[str, list[Any]]:
+            found: dict[str, list[Any]] = {}
+            for r in receiver.received("/crm"):
+                found.setdefault(r.json["data"]["alert_id"], []).append(r)
+            return found
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not early_ids <= set(by_alert()):
+            time.sleep(0.1)
+        receiver.plan("/crm", then=Answer(500, body="maintenance"))  # from now on: down
+        late = [uid("late") for _ in range(6)]
+        for cid in late:
+            svc.send_survey(survey(cid, nps=1))
+        late_ids = {svc.alerts_for(cid, 1)[0]["alert_id"] for cid in late}
+        while time.monotonic() < deadline and not late_ids <= set(by_alert()):
+            time.sleep(0.1)  # every late alert was tried (and failed) at least once
+        assert late_ids <= set(by_alert()), n.logs()[-2000:]
+        n.stop(signal.SIGKILL)
+        receiver.plan("/crm", then=Answer(200))
+        n.start()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            got = by_alert()
+            if all(any(r.status == 200 for r in got.get(a, [])) for a in late_ids | early_ids):
+                break
+            time.sleep(0.2)
+        got = by_alert()
+        for alert_id in late_ids | early_ids:
+            requests = got[alert_id]
+            assert any(r.status == 200 for r in requests), f"{alert_id} never delivered"
+            assert len({r.headers["webhook-id"] for r in requests}) == 1  # duplicates are recognisable
+        for alert_id in early_ids:  # delivered before the crash: not sent again
+            assert [r.status for r in got[alert_id]] == [200]
+        duplicates = sum(sum(r.status == 200 for r in got[a]) - 1 for a in late_ids)
+        print(f"after the crash: {duplicates} duplicate deliveries of {len(late_ids)} (same webhook-id)")
+        assert "Notifier state:" in n.logs() and "deliveries pending" in n.logs()
+    finally:
+        n.stop()
+        svc.close()
