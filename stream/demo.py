@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from kafka import KafkaConsumer
 
 from stream.brokers import LocalBroker, Tansu, free_port
 from stream.generate import Generator, Mix
+from stream.notify.receiver import LocalReceiver
 from stream.produce import produce
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -64,6 +66,40 @@ def _watch(settings: Settings, stop: threading.Event, counts: dict[str, int]) ->
         consumer.close()
 
 
+DEMO_RULES = """
+# The demo's notifications: every alert and escalation to a signed webhook, critical alerts
+# also as Slack messages; both go to the demo's local receiver.
+notify_default = ["demo-webhook"]
+
+[[rules]]
+name = "team-queue"
+queue = "{{team}}"
+
+[destinations.demo-webhook]
+kind = "webhook"
+url = "{webhook}"
+secrets_env = "SURVEY_ALERTS_DEMO_WEBHOOK_SECRET"
+
+[destinations.demo-slack]
+kind = "slack"
+url_env = "SURVEY_ALERTS_DEMO_SLACK_URL"
+rate_per_s = 20
+
+[[notify]]
+name = "everything-signed"
+destinations = ["demo-webhook"]
+
+[[notify]]
+name = "critical-to-chat"
+destinations = ["demo-slack"]
+match = {{ type = "recovery_alert", severity = "critical" }}
+"""
+
+
+def _show_chat(kind: str, text: str) -> None:
+    click.secho(f"{'':10}-> {kind}: {text}", fg="magenta")
+
+
 def run_demo(
     duration: float | None, rate: float, malformed_rate: float, seed: int, broker: LocalBroker | None = None
 ) -> dict[str, int]:
@@ -74,9 +110,14 @@ def run_demo(
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     workdir = Path(tempfile.mkdtemp(prefix="survey-alerts-demo-"))
     worker: subprocess.Popen[bytes] | None = None
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    receiver = LocalReceiver(free_port(), secret, _show_chat)
     try:
         click.echo(f"starting the embedded broker ({broker.name}) ...")
         broker.start()
+        receiver.start()
+        rules = workdir / "rules.toml"
+        rules.write_text(DEMO_RULES.format(webhook=receiver.url("/webhook")))
         port = free_port()
         env = {
             **os.environ,
@@ -87,6 +128,11 @@ def run_demo(
             # tansu holds a new group's join for half the rebalance timeout
             "SURVEY_ALERTS_SESSION_TIMEOUT_S": "6",
             "SURVEY_ALERTS_REBALANCE_TIMEOUT_S": "6",
+            "SURVEY_ALERTS_ROUTING_RULES": str(rules),
+            "SURVEY_ALERTS_NOTIFY_IN_WORKER": "true",
+            "SURVEY_ALERTS_NOTIFIER_WEB_PORT": str(free_port()),
+            "SURVEY_ALERTS_DEMO_WEBHOOK_SECRET": secret,
+            "SURVEY_ALERTS_DEMO_SLACK_URL": receiver.url("/slack"),
         }
         settings = Settings(broker=broker.url, web_port=port)
         ensure_topics(settings)
@@ -95,6 +141,10 @@ def run_demo(
             [sys.executable, "-m", "stream.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         click.echo(f"worker started; metrics at http://127.0.0.1:{port}/metrics ; log {workdir}/worker.log")
+        click.echo(
+            f"notifier (inside the worker) posts to the local receiver {receiver.url('/')}: signed webhooks, "
+            f"and Slack messages for critical alerts (rules: {rules})"
+        )
         click.echo("generating surveys and tickets; alerts appear below (Ctrl-C stops)\n")
         watcher = threading.Thread(target=_watch, args=(settings, stop, counts), daemon=True)
         watcher.start()
@@ -120,7 +170,14 @@ def run_demo(
             except subprocess.TimeoutExpired:
                 worker.kill()
         broker.stop()
+        receiver.stop()
+        counts["webhooks"] = receiver.counts["webhook_verified"]
+        counts["chat"] = receiver.counts["slack"]
         click.echo(
             f"\nsent {counts['sent']} events, saw {counts['alerts']} alerts and "
             f"{counts['dead_letters']} dead letters"
+        )
+        click.echo(
+            f"notifications received: {counts['webhooks']} webhooks (signatures verified, "
+            f"{receiver.counts['webhook_bad_signature']} bad), {counts['chat']} Slack messages"
         )

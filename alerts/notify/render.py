@@ -52,13 +52,11 @@ def money(value: float | None) -> str | None:
     return f"${value:,.0f}"
 
 
+_LABELS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "stars": "Stars"}
+
+
 def _scores(row: dict[str, Any]) -> str:
-    parts = [
-        f"{name.upper() if name != 'stars' else 'stars'} {row[name]}"
-        for name in ("nps", "csat", "ces", "stars")
-        if row.get(name) is not None
-    ]
-    return ", ".join(parts)
+    return ", ".join(f"{label} {row[name]}" for name, label in _LABELS.items() if row.get(name) is not None)
 
 
 @dataclass
@@ -118,7 +116,7 @@ def _alert_view(doc: dict[str, Any], inbox_url: str | None) -> View:
         title += f" (notice {doc.get('notice')})"
         score = f"{float(doc.get('score') or 0) / 60:.0f} min past due"
     else:
-        score = f"{str(doc.get('metric', '')).upper()} {doc.get('score')}"
+        score = f"{_LABELS.get(str(doc.get('metric')), str(doc.get('metric')))} {doc.get('score')}"
     summary = " · ".join([title, score, *_customer_bits(customer)])
     facts = [
         ("Team", doc.get("team") or "-"),

@@ -42,3 +42,8 @@ def test_demo_shows_alerts_and_dead_letters_then_stops() -> None:
     summary = re.search(r"sent (\d+) events, saw (\d+) alerts and (\d+) dead letters", out)
     assert summary and int(summary.group(1)) > 500 and int(summary.group(2)) == len(alerts), out
     assert "cust-" not in "\n".join(alerts)  # customer ids stay on the topic
+    # what agents receive: the notifier (inside the worker) posts to the demo's local receiver
+    chat = [line for line in out.splitlines() if line.strip().startswith("-> slack: ")]
+    assert chat and all("·" in line for line in chat), out
+    received = re.search(r"notifications received: (\d+) webhooks \(signatures verified, (\d+) bad\)", out)
+    assert received and int(received.group(1)) >= len(alerts) // 2 and received.group(2) == "0", out
