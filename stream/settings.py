@@ -149,6 +149,39 @@ class Settings(BaseSettings):
     )
     notify_backoff_max_s: float = Field(600.0, gt=0, description="Longest retry delay (before jitter).")
 
+    inbox_db: str = Field(
+        "survey-alerts-inbox.db",
+        description="The inbox's read model: a SQLite file, or postgresql://user:password@host/db.",
+    )
+    inbox_host: str = Field("127.0.0.1", description="Bind address of the inbox's web page and API.")
+    inbox_port: int = Field(6068, ge=0, le=65535, description="Port of the inbox's web page and API.")
+    inbox_users: Path | None = Field(
+        None, description="The inbox's users file (TOML or YAML; argon2 hashes)."
+    )
+    inbox_trusted_header: str | None = Field(
+        None,
+        description="Header naming the user when a trusted proxy does the login (e.g. X-Forwarded-User).",
+    )
+    inbox_trusted_proxies: frozenset[str] = Field(
+        frozenset({"127.0.0.1", "::1"}), description="Addresses whose trusted header is believed (JSON list)."
+    )
+    inbox_secure_cookies: bool = Field(
+        False, description="Mark the inbox's cookies Secure (serve it over HTTPS)."
+    )
+    inbox_group: str | None = Field(None, description="The inbox's consumer group (default <app>-inbox).")
+    root_causes: list[str] = Field(
+        [
+            "billing error",
+            "late delivery",
+            "product defect",
+            "agent knowledge",
+            "agent behaviour",
+            "process or policy",
+            "customer misunderstanding",
+        ],
+        description="Root causes offered when resolving in the inbox (JSON list; free text is allowed too).",
+    )
+
     @field_validator("broker")
     @classmethod
     def _broker_url(cls, value: str) -> str:
@@ -207,6 +240,11 @@ class Settings(BaseSettings):
     def notifier_group_id(self) -> str:
         """The notifier's consumer group."""
         return self.notifier_group or f"{self.app_id}-notifier"
+
+    @property
+    def inbox_group_id(self) -> str:
+        """The inbox's consumer group."""
+        return self.inbox_group or f"{self.app_id}-inbox"
 
     @property
     def notifier_state_topic(self) -> str:
@@ -281,10 +319,14 @@ class Settings(BaseSettings):
                 shown = "**********"
             elif isinstance(value, frozenset):
                 shown = json.dumps(sorted(value))
+            elif isinstance(value, list):
+                shown = json.dumps(value)
             elif isinstance(value, dict):
                 shown = json.dumps(value, sort_keys=True)
             elif isinstance(value, Path):
                 shown = str(value)
+            elif name == "inbox_db" and "@" in value:  # a password may sit before the host
+                shown = value.split("://", 1)[0] + "://**********@" + value.rsplit("@", 1)[1]
             else:
                 shown = repr(value)
             rows.append((f"SURVEY_ALERTS_{name.upper()}", shown, info.description or ""))

@@ -223,3 +223,14 @@ class Process:
             (self.service.workdir / f"{self.name}-{i}.log").read_text(errors="replace")
             for i in range(1, self.starts + 1)
         )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server on loopback for the session; yields its URL."""
+    from tests.postgres import Postgres
+
+    pg = Postgres()
+    pg.start()
+    yield pg.url
+    pg.stop()

@@ -1,0 +1,198 @@
+"""Who may use the inbox, and which queues each sees.
+
+A users file (``SURVEY_ALERTS_INBOX_USERS``, TOML or YAML)::
+
+    [users.sam]
+    name = "Sam Lee"
+    password_hash = "$argon2id$v=19$m=65536,t=3,p=4$..."   # survey-alerts inbox hash-password
+    queues = ["billing", "billing-lead"]                   # "*": every queue
+
+    [tokens.crm]                                           # for the JSON API
+    token_sha256 = "9f86d081..."                           # survey-alerts inbox hash-token
+    queues = ["*"]
+
+Passwords are kept only as argon2 hashes, API tokens only as SHA-256 digests. With
+``SURVEY_ALERTS_INBOX_TRUSTED_HEADER`` set, a request from one of the trusted proxies
+(``SURVEY_ALERTS_INBOX_TRUSTED_PROXIES``) is the user that header names (single
+sign-on in front of the inbox); that user must still be in the file, for its queues.
+Sessions are server-side (a random id in an HttpOnly, SameSite=Strict cookie), each
+with its own CSRF token that every form must send back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stream.errors import ConfigurationError
+
+SESSION_S = 12 * 3600.0
+MAX_FAILURES = 5  # failed logins of one user name ...
+LOCK_S = 60.0  # ... lock it for this long
+_HASHER = PasswordHasher()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UserEntry(_Strict):
+    name: str | None = None
+    password_hash: str | None = None
+    queues: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("$argon2"):
+            raise ValueError("password_hash must be an argon2 hash (survey-alerts inbox hash-password)")
+        return value
+
+
+class TokenEntry(_Strict):
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    queues: Annotated[list[str], Field(min_length=1)]
+    actor: str | None = None
+
+
+class UsersFile(_Strict):
+    users: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,128}$")], UserEntry] = {}
+    tokens: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")], TokenEntry] = {}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking, and which queues they see (None: every queue)."""
+
+    user: str
+    display: str
+    queues: frozenset[str] | None
+
+    def sees(self, queue: str | None) -> bool:
+        return self.queues is None or (queue is not None and queue in self.queues)
+
+
+def _queues(names: list[str]) -> frozenset[str] | None:
+    return None if "*" in names else frozenset(names)
+
+
+def load_users(path: str | Path) -> UsersFile:
+    """Read and check a users file; errors name the file and the entry, never a hash."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        doc = tomllib.loads(text) if p.suffix == ".toml" else (yaml.safe_load(text) or {})
+    except OSError as exc:
+        raise ConfigurationError(f"{p}: cannot read the inbox users file: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"{p}: not valid {p.suffix[1:].upper() or 'YAML'}: {exc}") from None
+    try:
+        return UsersFile.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ConfigurationError(f"{p}: {problems}") from None
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash for the users file."""
+    return _HASHER.hash(password)
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 digest of an API token, for the users file."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Session:
+    principal: Principal
+    csrf: str
+    expires_at: float
+
+
+@dataclass
+class Authority:
+    """Checks passwords, tokens and trusted headers; holds the sessions."""
+
+    users: UsersFile
+    trusted_header: str | None = None
+    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    sessions: dict[str, Session] = field(default_factory=dict)
+    failures: dict[str, list[float]] = field(default_factory=dict)
+
+    def principal(self, user: str) -> Principal | None:
+        entry = self.users.users.get(user)
+        if entry is None:
+            return None
+        return Principal(user, entry.name or user, _queues(entry.queues))
+
+    def locked(self, user: str, now: float) -> bool:
+        recent = [t for t in self.failures.get(user, []) if now - t < LOCK_S]
+        self.failures[user] = recent
+        return len(recent) >= MAX_FAILURES
+
+    def check_password(self, user: str, password: str) -> Principal | None:
+        """The user, if the password is theirs (slow on purpose: argon2)."""
+        now = time.time()
+        if self.locked(user, now):
+            return None
+        entry = self.users.users.get(user)
+        stored = entry.password_hash if entry else None
+        try:
+            # a made-up hash for unknown users: the answer takes as long either way
+            _HASHER.verify(stored or _DUMMY, password)
+            ok = stored is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok:
+            self.failures.setdefault(user, []).append(now)
+            return None
+        return self.principal(user)
+
+    def check_token(self, token: str) -> Principal | None:
+        digest = hash_token(token)
+        for name, entry in self.users.tokens.items():
+            if hmac.compare_digest(digest, entry.token_sha256):
+                return Principal(entry.actor or f"token:{name}", entry.actor or name, _queues(entry.queues))
+        return None
+
+    def from_proxy(self, headers: Any, remote: str | None) -> Principal | None:
+        if not self.trusted_header or remote not in self.trusted_proxies:
+            return None
+        user = headers.get(self.trusted_header)
+        return self.principal(user) if user else None
+
+    def open_session(self, principal: Principal) -> tuple[str, Session]:
+        sid = secrets.token_urlsafe(32)
+        session = Session(principal, secrets.token_urlsafe(32), time.time() + SESSION_S)
+        self.sessions[sid] = session
+        return sid, session
+
+    def session(self, sid: str | None) -> Session | None:
+        if not sid:
+            return None
+        s = self.sessions.get(sid)
+        if s is None or s.expires_at < time.time():
+            self.sessions.pop(sid, None)
+            return None
+        return s
+
+    def close_session(self, sid: str | None) -> None:
+        if sid:
+            self.sessions.pop(sid, None)
+
+
+_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))

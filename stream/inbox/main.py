@@ -1,0 +1,88 @@
+"""Running the inbox: the read model's feed, the action producer and the web server, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from schemas.common import SCHEMA_VERSION
+from stream.errors import ConfigurationError
+from stream.inbox.auth import Authority, load_users
+from stream.inbox.db import ReadModel
+from stream.inbox.feed import BROKER_WAIT_S, Feed, FeedMetrics
+from stream.inbox.web import Inbox
+from stream.security import aiokafka_options
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def authority_from(settings: Settings) -> Authority:
+    """The users file's users and tokens, and the trusted-proxy mode if configured."""
+    if settings.inbox_users is None:
+        raise ConfigurationError(
+            "the inbox needs SURVEY_ALERTS_INBOX_USERS: a users file with argon2 password hashes "
+            "(survey-alerts inbox hash-password); see the README's inbox section"
+        )
+    return Authority(
+        load_users(settings.inbox_users),
+        trusted_header=settings.inbox_trusted_header,
+        trusted_proxies=settings.inbox_trusted_proxies,
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None, announce: Any = None) -> None:
+    """Run the inbox until ``stop`` is set, or SIGTERM / SIGINT."""
+    authority = authority_from(settings)
+    model = ReadModel(settings.inbox_db)
+    applied = await model.migrate()
+    if applied:
+        log.info("Inbox database: migrations %s applied", applied)
+    registry = CollectorRegistry()
+    feed = Feed(settings, model, FeedMetrics(registry))
+    producer = AIOKafkaProducer(acks="all", request_timeout_ms=30_000, **aiokafka_options(settings))
+    await asyncio.wait_for(producer.start(), BROKER_WAIT_S)
+
+    async def send_action(doc: dict[str, Any]) -> None:
+        future = await producer.send(
+            settings.followup_actions_topic,
+            orjson.dumps(doc),
+            key=doc["alert_id"].encode(),
+            headers=[("schema-version", str(SCHEMA_VERSION).encode())],
+        )
+        await asyncio.wait_for(future, 30)  # aiokafka can wait for ever while the broker is away
+
+    inbox = Inbox(settings, model, authority, send_action, registry, ready=lambda: feed.caught_up)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(
+        RuntimeError, NotImplementedError, ValueError
+    ):  # not the main thread: caller stops
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(inbox.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.inbox_host, settings.inbox_port).start()
+    url = f"http://{settings.inbox_host}:{settings.inbox_port}/"
+    log.info("Inbox at %s (read model %s)", url, model.dialect)
+    if announce is not None:
+        announce(url)
+    feeding = asyncio.ensure_future(feed.run(stop))
+    try:
+        await stop.wait()
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(feeding, 30)
+        await runner.cleanup()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 30)
+        await model.close()

@@ -1,0 +1,486 @@
+"""The inbox's pages and JSON API (aiohttp, server-rendered Jinja2, works without JavaScript).
+
+Every action is validated with the contract's ``FollowupAction`` model and produced to
+``followup-actions``; the worker stays the owner of the follow-up state, and the page
+shows the new state when its ``followup-events`` record reaches the read model (until
+then the action is listed as sent). A form's ``action_id`` is made when the page is
+rendered, so a double submit is one action (the worker ignores repeated ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+
+from alerts.followup import WAITING
+from alerts.notify.render import money
+from schemas.common import format_timestamp
+from schemas.inputs import FollowupAction
+from stream.inbox.auth import Authority, Principal
+from stream.inbox.db import ReadModel
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+COOKIE = "survey_alerts_session"
+LOGIN_COOKIE = "survey_alerts_login"
+ACTIONS = ("acknowledged", "contacted", "resolved", "reopened", "note")
+_ACTION_ID = re.compile(r"^act_[0-9a-f]{32}$")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def _num(value: float | None) -> str:
+    """A score as written: 6, not 6.0."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _relative(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return ""
+    delta = epoch - now
+    minutes = abs(delta) / 60
+    text = (
+        f"{minutes:.0f} min"
+        if minutes < 90
+        else f"{minutes / 60:.1f} h"
+        if minutes < 48 * 60
+        else f"{minutes / 1440:.0f} d"
+    )
+    return f"in {text}" if delta >= 0 else f"{text} ago"
+
+
+class Inbox:
+    """The web application: pages, API, and the producer of actions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: ReadModel,
+        authority: Authority,
+        send_action: Callable[[dict[str, Any]], Awaitable[None]],
+        registry: CollectorRegistry,
+        clock: Callable[[], float] = time.time,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.auth = authority
+        self.send_action = send_action
+        self.registry = registry
+        self.clock = clock
+        self.ready = ready
+        self.key_value = settings.key_account_value
+        self.key_tiers = settings.key_tiers
+        self.env = Environment(
+            loader=PackageLoader("stream.inbox", "templates"), autoescape=select_autoescape()
+        )
+        self.env.filters.update(when=_when, money=money, num=_num)
+        self.env.globals.update(relative=lambda e: _relative(e, self.clock()))
+
+    # -- the app ----------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._headers, self._login])
+        r = app.router
+        r.add_get("/", self.home)
+        r.add_get("/login", self.login_page)
+        r.add_post("/login", self.login)
+        r.add_post("/logout", self.logout)
+        r.add_get("/alerts", self.alerts)
+        r.add_get("/alerts/{alert_id}", self.alert)
+        r.add_post("/alerts/{alert_id}/actions", self.act)
+        r.add_get("/escalations", self.escalations)
+        r.add_get("/live", self.live)
+        r.add_get("/api/v1/alerts", self.api_alerts)
+        r.add_get("/api/v1/alerts/{alert_id}", self.api_alert)
+        r.add_post("/api/v1/alerts/{alert_id}/actions", self.api_act)
+        r.add_get("/api/v1/escalations", self.api_escalations)
+        r.add_get("/favicon.ico", _favicon)
+        r.add_get("/health", self.health)
+        r.add_get("/ready", self.readiness)
+        r.add_get("/metrics", self.metrics)
+        from importlib.resources import files
+
+        r.add_static("/static", str(files("stream.inbox") / "static"))
+        return app
+
+    @web.middleware
+    async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.setdefault(
+            "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @web.middleware
+    async def _login(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path in ("/login", "/health", "/ready", "/metrics", "/favicon.ico") or path.startswith("/static/"):
+            return await handler(request)
+        if path.startswith("/api/"):
+            header = request.headers.get("Authorization", "")
+            principal = self.auth.check_token(header[7:]) if header.startswith("Bearer ") else None
+            if principal is None:
+                return _json({"error": "unauthorized", "message": "send Authorization: Bearer <token>"}, 401)
+            request[PRINCIPAL] = principal
+            return await handler(request)
+        proxied = self.auth.from_proxy(request.headers, request.remote)
+        if proxied is not None:  # single sign-on in front: a session of its own, for the CSRF token
+            request[PRINCIPAL] = proxied
+            sid, session = self._proxy_session(request, proxied)
+            request["csrf"] = session.csrf
+            request["new_sid"] = sid
+        else:
+            session = self.auth.session(request.cookies.get(COOKIE))
+            if session is None:
+                if request.method != "GET":
+                    return web.Response(status=403, text="log in first")
+                raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
+            request[PRINCIPAL] = session.principal
+            request["csrf"] = session.csrf
+        if request.method == "POST":
+            form = await request.post()
+            if not secrets.compare_digest(str(form.get("csrf", "")), str(request["csrf"])):
+                return web.Response(
+                    status=403, text="the form is stale or did not come from this inbox (CSRF)"
+                )
+        response = await handler(request)
+        if request.get("new_sid"):
+            self._cookie(response, request["new_sid"])
+        return response
+
+    def _proxy_session(self, request: web.Request, principal: Principal) -> tuple[str | None, Any]:
+        session = self.auth.session(request.cookies.get(COOKIE))
+        if session is not None and session.principal.user == principal.user:
+            return None, session
+        return self.auth.open_session(principal)
+
+    def _cookie(self, response: web.StreamResponse, sid: str) -> None:
+        response.set_cookie(
+            COOKIE, sid, httponly=True, samesite="Strict", secure=self.settings.inbox_secure_cookies, path="/"
+        )
+
+    def render(self, request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
+        principal = request.get(PRINCIPAL)
+        html = self.env.get_template(name).render(
+            user=principal, csrf=request.get("csrf"), now=self.clock(), path=request.path, **context
+        )
+        return web.Response(text=html, content_type="text/html", status=status)
+
+    # -- login ------------------------------------------------------------------------------
+
+    async def home(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPSeeOther("/alerts")
+
+    def _login_form(self, request: web.Request, status: int, target: str, error: str | None) -> web.Response:
+        # the login form's CSRF token: the form and a cookie must agree. Kept while it lasts: a second
+        # login page (another tab, a browser's favicon request sent to the login) must not void the first
+        token = request.cookies.get(LOGIN_COOKIE) or ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{43}", token):
+            token = secrets.token_urlsafe(32)
+        response = self.render(
+            request, "login.html", status=status, next=target, error=error, login_csrf=token
+        )
+        response.set_cookie(
+            LOGIN_COOKIE,
+            token,
+            httponly=True,
+            samesite="Strict",
+            secure=self.settings.inbox_secure_cookies,
+            path="/login",
+        )
+        return response
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        return self._login_form(request, 200, _safe_next(request.query.get("next")), None)
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        user, password = str(form.get("username", ""))[:128], str(form.get("password", ""))
+        target = _safe_next(str(form.get("next", "")))
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
+            return self._login_form(request, 403, target, "The form expired; please log in again.")
+        loop = asyncio.get_running_loop()
+        principal = await loop.run_in_executor(None, self.auth.check_password, user, password)
+        if principal is None:
+            log.info(
+                "Inbox: a login failed"
+            )  # never the name tried: it may be a password typed in the wrong box
+            return self._login_form(request, 401, target, "Wrong user name or password.")
+        sid, _ = self.auth.open_session(principal)
+        response = web.HTTPSeeOther(target)
+        self._cookie(response, sid)
+        log.info("Inbox: a user logged in")
+        raise response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        self.auth.close_session(request.cookies.get(COOKIE))
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    # -- pages ------------------------------------------------------------------------------
+
+    def _filters(self, request: web.Request) -> dict[str, Any]:
+        q = request.query
+        return {
+            "queue": q.get("queue") or None,
+            "team": q.get("team") or None,
+            "severity": q.get("severity") or None,
+            "status": q.get("status", "waiting") or None,
+            "overdue": q.get("overdue") == "1",
+        }
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        filters = self._filters(request)
+        if filters["queue"] and not principal.sees(filters["queue"]):
+            return self.render(
+                request, "error.html", status=403, message=f"You are not in queue {filters['queue']}."
+            )
+        page = await self.model.page(principal.queues, self.clock(), **filters)
+        queues = await self.model.queues(principal.queues)
+        template = "alerts_table.html" if request.query.get("fragment") == "table" else "alerts.html"
+        return self.render(
+            request,
+            template,
+            page=page,
+            filters=filters,
+            queues=queues,
+            key=self._key,
+            query=request.query_string,
+        )
+
+    def _key(self, row: dict[str, Any]) -> bool:
+        """A key account: its tier is a key tier, or its account value is at least the key value."""
+        return (row.get("tier") in self.key_tiers) or (row.get("account_value") or 0) >= self.key_value
+
+    async def alert(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        found = await self.model.alert(request.match_info["alert_id"], self.clock())
+        if found is None:
+            return self.render(request, "error.html", status=404, message="No such alert (yet).")
+        if not principal.sees(found["queue"]):
+            return self.render(
+                request, "error.html", status=403, message=f"You are not in queue {found['queue']}."
+            )
+        return self.render(
+            request,
+            "alert.html",
+            a=found,
+            doc=found["doc"],
+            key=self._key(found),
+            waiting=found["status"] in WAITING,
+            action_id="act_" + secrets.token_hex(16),
+            root_causes=self.settings.root_causes,
+            sent=request.query.get("sent"),
+            error=request.query.get("error"),
+        )
+
+    async def act(self, request: web.Request) -> web.StreamResponse:
+        principal = request[PRINCIPAL]
+        alert_id = request.match_info["alert_id"]
+        form = await request.post()
+        fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        cause = fields.get("root_cause", "")
+        if cause == "other":
+            cause = fields.get("root_cause_other", "").strip()
+        fields["root_cause"] = cause
+        status, body = await self._act(principal, alert_id, fields)
+        where = f"/alerts/{alert_id}"
+        if status == 202:
+            raise web.HTTPSeeOther(f"{where}?{urlencode({'sent': body['action']['type']})}")
+        if status in (403, 404):
+            return self.render(request, "error.html", status=status, message=body["message"])
+        raise web.HTTPSeeOther(f"{where}?{urlencode({'error': body['message']})}")
+
+    async def _act(
+        self, principal: Principal, alert_id: str, fields: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """Validate an action and produce it; the status and body the API answers."""
+        found = await self.model.alert(alert_id, self.clock())
+        if found is None:
+            return 404, {"error": "not_found", "message": "No such alert (yet)."}
+        if not principal.sees(found["queue"]):
+            return 403, {"error": "forbidden", "message": f"You are not in queue {found['queue']}."}
+        kind = fields.get("type", "")
+        if kind not in ACTIONS:
+            return 400, {"error": "invalid", "message": f"type must be one of {', '.join(ACTIONS)}"}
+        action_id = fields.get("action_id") or "act_" + secrets.token_hex(16)
+        if not _ACTION_ID.match(action_id):
+            return 400, {"error": "invalid", "message": "action_id must be act_ and 32 hex digits"}
+        note = fields.get("note", "").strip() or None
+        if kind == "note" and not note:
+            return 400, {"error": "invalid", "message": "a note needs text"}
+        doc: dict[str, Any] = {
+            "action_id": action_id,
+            "alert_id": alert_id,
+            # a note travels as an acknowledgement (the contract's action types): it changes no
+            # status once the alert is acknowledged, and writing one means it was seen
+            "type": "acknowledged" if kind == "note" else kind,
+            "actor": principal.user,
+            "at": format_timestamp(datetime.fromtimestamp(self.clock(), UTC)),
+        }
+        if note:
+            doc["note"] = note
+        if kind == "resolved":
+            cause = fields.get("root_cause", "").strip()
+            if not cause:
+                return 400, {"error": "invalid", "message": "resolving needs a root cause"}
+            doc["root_cause"] = cause
+        try:
+            FollowupAction.model_validate(doc)  # the worker's own contract model
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(x) for x in first["loc"]) or "action"
+            return 400, {"error": "invalid", "message": f"{where}: {first['msg']}"}
+        try:
+            await self.send_action(doc)
+        except Exception as exc:
+            log.warning("Inbox: an action could not be produced (%s)", type(exc).__name__)
+            return 503, {"error": "unavailable", "message": "Kafka did not take the action; try again."}
+        await self.model.record_sent(doc)
+        return 202, {"status": "sent", "action": doc}
+
+    async def escalations(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        queue = request.query.get("queue") or None
+        if queue and not principal.sees(queue):
+            return self.render(request, "error.html", status=403, message=f"You are not in queue {queue}.")
+        rows = await self.model.escalation_page(principal.queues, queue)
+        queues = await self.model.queues(principal.queues)
+        return self.render(request, "escalations.html", rows=rows, queue=queue, queues=queues, key=self._key)
+
+    async def live(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: ``changed`` whenever the read model moves (the page reloads its table)."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        last = -1
+        deadline = time.monotonic() + 300  # the browser reconnects; a stale tab does not hold a task for ever
+        try:
+            while time.monotonic() < deadline:
+                version = await self.model.version()
+                if version != last:
+                    await response.write(f"event: changed\ndata: {version}\n\n".encode())
+                    last = version
+                else:
+                    await response.write(b": keep-alive\n\n")
+                await asyncio.sleep(2)
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the page was closed or left
+        return response
+
+    # -- the JSON API -----------------------------------------------------------------------
+
+    async def api_alerts(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        filters = self._filters(request)
+        if filters["queue"] and not principal.sees(filters["queue"]):
+            return _json({"error": "forbidden", "message": f"not in queue {filters['queue']}"}, 403)
+        page = await self.model.page(principal.queues, self.clock(), **filters)
+        return _json(
+            {
+                "total": page.total,
+                "overdue": page.overdue,
+                "by_status": page.by_status,
+                "alerts": [_api_row(r) for r in page.rows],
+            }
+        )
+
+    async def api_alert(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        found = await self.model.alert(request.match_info["alert_id"], self.clock())
+        if found is None:
+            return _json({"error": "not_found"}, 404)
+        if not principal.sees(found["queue"]):
+            return _json({"error": "forbidden", "message": f"not in queue {found['queue']}"}, 403)
+        body = _api_row(found)
+        body["history"] = [orjson.loads(e["doc"]) for e in found["events"] if e.get("doc")]
+        body["sent"] = found["sent"]
+        return _json(body)
+
+    async def api_act(self, request: web.Request) -> web.Response:
+        try:
+            doc = await request.json(loads=orjson.loads)
+        except (orjson.JSONDecodeError, ValueError):
+            return _json({"error": "invalid", "message": "the body must be a JSON object"}, 400)
+        if not isinstance(doc, dict):
+            return _json({"error": "invalid", "message": "the body must be a JSON object"}, 400)
+        fields = {k: str(v) for k, v in doc.items() if isinstance(v, str)}
+        status, body = await self._act(request[PRINCIPAL], request.match_info["alert_id"], fields)
+        return _json(body, status)
+
+    async def api_escalations(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        queue = request.query.get("queue") or None
+        if queue and not principal.sees(queue):
+            return _json({"error": "forbidden", "message": f"not in queue {queue}"}, 403)
+        rows = await self.model.escalation_page(principal.queues, queue)
+        return _json({"escalations": [orjson.loads(r["doc"]) for r in rows if r.get("doc")]})
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readiness(self, request: web.Request) -> web.Response:
+        ready = self.ready()
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
+        )
+
+
+async def _favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _api_row(row: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(row.get("doc") or {})
+    doc["status"] = row["status"]
+    doc["overdue"] = row["overdue"]
+    doc["follow_up_due_at"] = (
+        format_timestamp(datetime.fromtimestamp(row["due_at"], UTC)) if row["due_at"] else None
+    )
+    doc["root_cause"] = row.get("root_cause")
+    doc["overdue_notices"] = row.get("notices", 0)
+    return doc
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: ``next`` must never send a user elsewhere after logging in."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/alerts"
+    return target
