@@ -208,6 +208,6 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
 
         @app.task  # type: ignore[untyped-decorator]
         async def _notify() -> None:
-            await notifier.run(asyncio.Event())
+            await notifier.run_supervised(asyncio.Event())  # its failures never stop the worker
 
     return app

@@ -1,9 +1,14 @@
-"""``survey-alerts demo``: embedded broker + worker + generator, alerts printed live."""
+"""``survey-alerts demo``: embedded broker, worker (with the notifier), inbox and generator, live.
+
+Every user's view at once: alerts printed as the worker raises them, what the notifier
+sends (to a local receiver the demo starts), the inbox's URL and login, and the metrics URL.
+"""
 
 from __future__ import annotations
 
 import base64
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +24,7 @@ from kafka import KafkaConsumer
 
 from stream.brokers import LocalBroker, Tansu, free_port
 from stream.generate import Generator, Mix
+from stream.inbox.auth import hash_password
 from stream.notify.receiver import LocalReceiver
 from stream.produce import produce
 from stream.settings import Settings
@@ -110,7 +116,10 @@ def run_demo(
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     workdir = Path(tempfile.mkdtemp(prefix="survey-alerts-demo-"))
     worker: subprocess.Popen[bytes] | None = None
+    inbox: subprocess.Popen[bytes] | None = None
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    password = secrets.token_urlsafe(9)
+    inbox_port = free_port()
     receiver = LocalReceiver(free_port(), secret, _show_chat)
     try:
         click.echo(f"starting the embedded broker ({broker.name}) ...")
@@ -133,7 +142,17 @@ def run_demo(
             "SURVEY_ALERTS_NOTIFIER_WEB_PORT": str(free_port()),
             "SURVEY_ALERTS_DEMO_WEBHOOK_SECRET": secret,
             "SURVEY_ALERTS_DEMO_SLACK_URL": receiver.url("/slack"),
+            "SURVEY_ALERTS_INBOX_URL": f"http://127.0.0.1:{inbox_port}",
+            "SURVEY_ALERTS_INBOX_PORT": str(inbox_port),
+            "SURVEY_ALERTS_INBOX_DB": str(workdir / "inbox.db"),
+            "SURVEY_ALERTS_INBOX_USERS": str(workdir / "users.toml"),
         }
+        (workdir / "users.toml").write_text(
+            "[users.demo]\n"
+            'name = "Demo agent"\n'
+            f'password_hash = "{hash_password(password)}"\n'
+            'queues = ["*"]\n'
+        )
         settings = Settings(broker=broker.url, web_port=port)
         ensure_topics(settings)
         log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed below
@@ -144,6 +163,15 @@ def run_demo(
         click.echo(
             f"notifier (inside the worker) posts to the local receiver {receiver.url('/')}: signed webhooks, "
             f"and Slack messages for critical alerts (rules: {rules})"
+        )
+        inbox_log = open(workdir / "inbox.log", "wb")  # noqa: SIM115 - closed below
+        inbox = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "inbox"], env=env, stdout=inbox_log, stderr=subprocess.STDOUT
+        )
+        click.secho(
+            f"inbox at http://127.0.0.1:{inbox_port}/ - log in as demo / {password} "
+            f"(log {workdir}/inbox.log)",
+            bold=True,
         )
         click.echo("generating surveys and tickets; alerts appear below (Ctrl-C stops)\n")
         watcher = threading.Thread(target=_watch, args=(settings, stop, counts), daemon=True)
@@ -163,12 +191,13 @@ def run_demo(
     finally:
         stop.set()
         signal.signal(signal.SIGINT, previous)
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        for proc in (inbox, worker):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         broker.stop()
         receiver.stop()
         counts["webhooks"] = receiver.counts["webhook_verified"]

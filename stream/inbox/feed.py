@@ -86,6 +86,20 @@ class Feed:
             else:
                 self.consumer.seek(tp, stored)
 
+    async def run_supervised(self, stop: asyncio.Event) -> None:
+        """``run`` again after any failure, with a growing pause: the page stays up meanwhile."""
+        pause = 1.0
+        while not stop.is_set():
+            try:
+                await self.run(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("The inbox's feed failed; it starts again in %.0f s", pause)
+                self.caught_up = False
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 60.0)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set."""
         self.consumer = AIOKafkaConsumer(

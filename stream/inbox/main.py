@@ -75,7 +75,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, announce:
     log.info("Inbox at %s (read model %s)", url, model.dialect)
     if announce is not None:
         announce(url)
-    feeding = asyncio.ensure_future(feed.run(stop))
+    feeding = asyncio.ensure_future(feed.run_supervised(stop))
     try:
         await stop.wait()
     finally:

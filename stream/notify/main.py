@@ -76,6 +76,6 @@ async def serve(settings: Settings) -> None:
         settings.notifier_web_port,
     )
     try:
-        await notifier.run(stop)
+        await notifier.run_supervised(stop)
     finally:
         await runner.cleanup()

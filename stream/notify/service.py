@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from alerts.customer import from_epoch
@@ -151,6 +152,11 @@ class Notifier:
     async def start(self) -> None:
         """Connect, read the state topic, and subscribe (deliveries start once partitions are assigned)."""
         s = self.settings
+        # (again after a failure: what was queued is in the state topic, read below)
+        self.assigned, self.heap, self.assignments = set(), [], 0
+        self.inflight.clear()
+        for lane in self.lanes.values():
+            lane.queue.clear()
         kafka = aiokafka_options(s)
         self.producer = AIOKafkaProducer(
             acks="all",
@@ -195,10 +201,36 @@ class Notifier:
                 batch = await self.consumer.getmany(timeout_ms=500)
                 if batch:
                     await self.take(batch)
-                    await asyncio.wait_for(self.consumer.commit(self._offsets(batch)), BROKER_WAIT_S)
+                    await self._commit(batch)
                 self.ready = True
         finally:
             await self.close()
+
+    async def _commit(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Commit what was taken. A rebalance can revoke the partitions in between: not a failure,
+        since the deliveries are in the state topic and a record read again is skipped."""
+        try:
+            await asyncio.wait_for(self.consumer.commit(self._offsets(batch)), BROKER_WAIT_S)
+        except (KafkaError, TimeoutError) as exc:
+            log.info(
+                "Notifier: offsets not committed (%s); the records are read again and skipped",
+                type(exc).__name__,
+            )
+
+    async def run_supervised(self, stop: asyncio.Event) -> None:
+        """``run`` again after any failure (with a growing pause): in the worker's process, the
+        notifier must never stop the worker, nor stop for good itself."""
+        pause = 1.0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.run(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("The notifier failed; it starts again in %.0f s", pause)
+                await asyncio.sleep(pause)
+                pause = 1.0 if time.monotonic() - started > 300 else min(pause * 2, 60.0)
 
     async def close(self) -> None:
         self.ready = False

@@ -111,7 +111,8 @@ def test_kcat_messages_in_alerts_and_dead_letters_out(kcat: str, service: Servic
         "refund",
     )
     assert alert.customer.tier == "silver"
-    assert "Had to call" not in alert_row["payload"]  # comments are not copied into alerts
+    # the customer's words travel with the alert, for whoever calls back (never into logs or labels)
+    assert alert.comment == "Had to call three times"
     assert alert_row["headers"] == ["schema-version", "1"]
 
     (dead_row,) = consume(kcat, service, s.dlq_topic, 1, cid)
