@@ -38,6 +38,22 @@ _RANGE = {
 _VALUE = {"literal_error", "enum", "finite_number", "value_error", "assertion_error"}
 
 
+# Every code a dead letter of an input can carry (the table above, and ``unknown_source`` for a
+# re-keyed record of a kind the service does not know).
+CODES = (
+    "empty_payload",
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "invalid_type",
+    "out_of_range",
+    "invalid_value",
+    "invalid_timestamp",
+    "unknown_source",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a message was refused: a stable ``code``, a human ``message`` and the field."""

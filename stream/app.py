@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -141,6 +142,37 @@ class SurveyApp(faust.App):
         return register
 
 
+class Readiness:
+    """``/ready``: tables recovered, partitions assigned, and the broker answering a metadata request."""
+
+    def __init__(self, app: SurveyApp) -> None:
+        self.app = app
+        self.checked_at = 0.0
+        self.reachable = False
+
+    async def check(self) -> dict[str, Any]:
+        app = self.app
+        now = time.monotonic()
+        if now - self.checked_at > 5:  # a probe every second must not become a metadata storm
+            self.checked_at = now
+            try:
+                client = app.kafka_producer().client
+                self.reachable = bool(await asyncio.wait_for(client.force_metadata_update(), 5))
+            except Exception:  # not started yet, or the broker is away
+                self.reachable = False
+        try:
+            assigned = len(app.consumer.assignment())
+        except Exception:
+            assigned = 0
+        recovering = bool(app.in_recovery)
+        return {
+            "ready": self.reachable and assigned > 0 and not recovering,
+            "broker_reachable": self.reachable,
+            "partitions_assigned": assigned,
+            "recovering": recovering,
+        }
+
+
 def tune_runtime() -> None:
     """The interpreter settings a worker runs with, once everything long-lived is loaded.
 
@@ -192,11 +224,34 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
         value_serializer="raw",
     )
     registry = app.metrics.registry
+    for metric, goal in settings.targets.items():
+        app.metrics.targets.labels(metric).set(goal)
+    app.metrics.initialise(
+        [settings.survey_responses_topic, settings.ticket_events_topic, settings.followup_actions_topic]
+    )
 
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/health")
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    readiness = Readiness(app)
+
+    @app.page("/ready")
+    class ReadyView(View):
+        async def get(self, request: Request) -> Response:
+            body = await readiness.check()
+            return self.json(body, status=200 if body["ready"] else 503)
+
+    async def _rebalanced(sender: Any, *args: Any, **kwargs: Any) -> None:
+        app.metrics.rebalances.inc()
+
+    app.on_partitions_assigned.connect(_rebalanced)  # type: ignore[arg-type]
 
     from agents import install  # agents depend on the app, not the other way round
 

@@ -210,6 +210,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
             return generation, []
         to_message = self._to_message
         track = self.app.monitor.track_tp_end_offset
+        observe = cast(Any, self.app).metrics.observe_fetch
+        handlers = self.batch_handlers()
         out: list[tuple[Any, list[Message]]] = []
         paused: Unread = {}
         for tp, batch in records.items():
@@ -217,7 +219,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if batch:
                     paused[tp] = span(batch)
                 continue
-            track(tp, self.highwater(tp))
+            highwater = self.highwater(tp)
+            track(tp, highwater)
+            if batch and tp.topic in handlers:
+                observe(tp.topic, tp.partition, highwater, batch[-1])
             out.append((tp, [to_message(tp, record) for record in batch]))
         if paused:
             await self.rewind(paused)

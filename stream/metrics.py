@@ -6,11 +6,27 @@ error codes); never a customer, a response or free text.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from alerts.deadletters import INVALID_DESTINATION, OUTPUT_TOO_LARGE
 from alerts.pipeline import BatchResult
+from schemas.validate import CODES
 
 PREFIX = "survey_alerts"
+
+
+def _version() -> str:
+    try:
+        return version("survey-alerts")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -152,6 +168,59 @@ class Metrics:
         self.customers = Gauge(
             f"{PREFIX}_customers_in_state", "Customers held in this worker's state.", registry=r
         )
+        # for operations: how far behind, how fresh, what runs
+        self.lag_records = Gauge(
+            f"{PREFIX}_consumer_lag_records",
+            "Records of an input partition not yet processed (at its newest fetch).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            f"{PREFIX}_consumer_lag_seconds",
+            "Age of the oldest unprocessed record of an input partition (0 when caught up).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.last_record = Gauge(
+            f"{PREFIX}_input_last_record_timestamp_seconds",
+            "Broker timestamp of the newest processed record, by input topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.rebalances = Counter(
+            f"{PREFIX}_rebalances", "Consumer group rebalances this worker took part in.", registry=r
+        )
+        self.build_info = Gauge(
+            f"{PREFIX}_build_info", "The running version (always 1).", ["version", "python"], registry=r
+        )
+        self.build_info.labels(_version(), platform.python_version()).set(1)
+        self.targets = Gauge(
+            f"{PREFIX}_target",
+            "Configured goals (SURVEY_ALERTS_TARGETS), for alert rules and dashboards.",
+            ["metric"],
+            registry=r,
+        )
+        ProcessCollector(namespace=PREFIX, registry=r)  # process start time (restarts), memory, CPU
+
+    def initialise(self, inputs: list[str]) -> None:
+        """Every known label set of the error counters at 0: rates and rules see them from the start."""
+        for topic in inputs:
+            self.consumed.labels(topic)
+            for code in CODES:
+                self.invalid.labels(topic, code)
+        for code in (OUTPUT_TOO_LARGE, INVALID_DESTINATION):
+            self.outputs_dead_lettered.labels(code)
+
+    def observe_fetch(self, topic: str, partition: int, highwater: int | None, last: Any) -> None:
+        """Lag of an input partition after a fetch whose newest record is ``last``."""
+        if highwater is None:
+            return
+        behind = max(0, highwater - (last.offset + 1))
+        p = str(partition)
+        self.lag_records.labels(topic, p).set(behind)
+        stamp = last.timestamp / 1000 if last.timestamp and last.timestamp > 1e11 else (last.timestamp or 0)
+        self.lag_seconds.labels(topic, p).set(max(0.0, time.time() - stamp) if behind and stamp else 0.0)
+        self.last_record.labels(topic).set(stamp)
 
     def observe(self, result: BatchResult, records: int, seconds: float) -> None:
         """Count what one batch did."""

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     )
     max_renotify: int = Field(3, ge=1, description="Most overdue notifications per alert.")
 
+    targets: dict[str, float] = Field(
+        {"nps": 30.0, "csat": 80.0, "ces": 5.0, "time_to_contact_seconds": 14_400.0, "close_ratio": 0.8},
+        description="Goals per metric (JSON object): alert rules, dashboards and the digest use them.",
+    )
     notify_in_worker: bool = Field(False, description="Run the notifier inside the worker process.")
     notifier_group: str | None = Field(
         None, description="The notifier's consumer group (default <app>-notifier)."

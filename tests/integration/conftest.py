@@ -16,19 +16,10 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from stream.brokers import ApacheKafka, LocalBroker, free_port
+from stream.brokers import LocalBroker, free_port
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.factories import raw, survey, uid
-
-
-@pytest.fixture(scope="session")
-def kafka() -> Iterator[LocalBroker]:
-    """Single-node Apache Kafka 4.x (KRaft) on loopback, started and stopped by the tests."""
-    broker = ApacheKafka()
-    broker.start(timeout_s=180)
-    yield broker
-    broker.stop()
 
 
 class Service:
@@ -223,14 +214,3 @@ class Process:
             (self.service.workdir / f"{self.name}-{i}.log").read_text(errors="replace")
             for i in range(1, self.starts + 1)
         )
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A PostgreSQL server on loopback for the session; yields its URL."""
-    from tests.postgres import Postgres
-
-    pg = Postgres()
-    pg.start()
-    yield pg.url
-    pg.stop()

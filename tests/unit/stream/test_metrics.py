@@ -22,7 +22,18 @@ def test_names_units_and_labels() -> None:
         if (metric.type == "histogram" and "duration" in metric.name) or "latency" in metric.name:
             assert metric.name.endswith("_seconds")
         for sample in metric.samples:
-            assert set(sample.labels) <= {"topic", "code", "kind", "severity", "le"}
+            # bounded by construction: settings, error codes, kinds, partitions, the build
+            assert set(sample.labels) <= {
+                "topic",
+                "partition",
+                "code",
+                "kind",
+                "severity",
+                "le",
+                "version",
+                "python",
+                "metric",
+            }
 
 
 def test_two_bundles_do_not_share_a_registry() -> None:
