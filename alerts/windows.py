@@ -44,14 +44,21 @@ class WindowSpec:
         return end - self.size, end
 
 
+def parse_duration(text: str) -> int:
+    """Seconds of a duration such as ``15m``, ``24h`` or ``7d``."""
+    m = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"duration {text!r} is not like 15m, 1h, 24h or 7d")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
 def parse_windows(text: str, buckets: int = 24) -> list[WindowSpec]:
     """Parse ``"1h,24h,7d"``; each window is split into ``buckets`` buckets."""
     specs = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
-        m = re.fullmatch(r"(\d+)([smhdw])", part)
-        if not m:
+        if not re.fullmatch(r"(\d+)([smhdw])", part):
             raise ValueError(f"window {part!r} is not like 15m, 1h, 24h or 7d")
-        size = int(m.group(1)) * _UNITS[m.group(2)]
+        size = parse_duration(part)
         if size % buckets:
             raise ValueError(f"window {part!r} ({size}s) does not split into {buckets} whole-second buckets")
         specs.append(WindowSpec(part, size, size // buckets))

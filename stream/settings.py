@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         {"nps": 30.0, "csat": 80.0, "ces": 5.0, "time_to_contact_seconds": 14_400.0, "close_ratio": 0.8},
         description="Goals per metric (JSON object): alert rules, dashboards and the digest use them.",
     )
+    digest_thresholds: dict[str, float] = Field(
+        {},
+        description="When the digest raises an ask (JSON object of alerts.digest.Thresholds' fields).",
+    )
     notify_in_worker: bool = Field(False, description="Run the notifier inside the worker process.")
     notifier_group: str | None = Field(
         None, description="The notifier's consumer group (default <app>-notifier)."

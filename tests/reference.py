@@ -90,6 +90,7 @@ def reference(
                     100 * (sum(x >= 9 for x in nps) - sum(x <= 6 for x in nps)) / len(nps)
                 )
                 out[(d, spec.name, "nps#n")] = len(nps)
+                out[(d, spec.name, "nps#detractors")] = sum(x <= 6 for x in nps)
             if csat:
                 out[(d, spec.name, "csat")] = 100 * sum(x >= 4 for x in csat) / len(csat)
                 out[(d, spec.name, "csat#n")] = len(csat)

@@ -74,6 +74,8 @@ class View:
     link: str | None = None
     footer: str = ""
     thread: str | None = None  # the alert a message belongs to (e-mail threading)
+    body: str | None = None  # a report's Markdown (the digest)
+    html: str | None = None  # a report's own HTML page, for e-mail
 
     @property
     def badge(self) -> str:
@@ -95,6 +97,15 @@ def view_of(message_type: str, doc: dict[str, Any], inbox_url: str | None = None
         return _escalation_view(doc, inbox_url)
     if message_type == "followup_event":
         return _event_view(doc, inbox_url)
+    if message_type == "digest":
+        return View(
+            title=str(doc.get("subject", "Customer service update")),
+            severity="info" if doc.get("on_track") else "warning",
+            summary=str(doc.get("headline", "")),
+            body=str(doc.get("markdown", "")),
+            html=doc.get("html"),
+            footer=str(doc.get("period", "")),
+        )
     return _ops_view(doc)
 
 
@@ -302,6 +313,36 @@ def mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _to_mrkdwn(markdown: str) -> str:
+    """Markdown headings, bold and tables as Slack shows them."""
+    out = []
+    for line in mrkdwn(markdown).splitlines():
+        if line.startswith("#"):
+            line = "*" + line.lstrip("# ").strip() + "*"
+        elif line.startswith("|---"):
+            continue
+        elif line.startswith("|"):
+            line = " · ".join(cell.strip() for cell in line.strip("|").split("|"))
+        out.append(line.replace("**", "*"))
+    return "\n".join(out)
+
+
+def _chunks(text: str, limit: int) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut at line ends where possible."""
+    pieces, current = [], ""
+    for line in text.splitlines():
+        while len(line) > limit:
+            pieces.append(line[:limit])
+            line = line[limit:]
+        if len(current) + len(line) + 1 > limit:
+            pieces.append(current)
+            current = ""
+        current += line + "\n"
+    if current.strip():
+        pieces.append(current)
+    return [p for p in pieces if p.strip()][:40]
+
+
 def slack_message(view: View) -> dict[str, Any]:
     """A Slack incoming-webhook body in Block Kit, within its limits."""
     blocks: list[dict[str, Any]] = [
@@ -325,6 +366,9 @@ def slack_message(view: View) -> dict[str, Any]:
                 ],
             }
         )
+    if view.body:  # a report: its Markdown as mrkdwn sections
+        for chunk in _chunks(_to_mrkdwn(view.body), SLACK_TEXT):
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
     if view.comment:
         quoted = "\n".join(
             "> " + line for line in mrkdwn(cut(view.comment, COMMENT_CHARS)).splitlines() or [""]
@@ -373,6 +417,10 @@ def teams_message(view: View) -> dict[str, Any]:
     ]
     if view.facts:
         body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in view.facts]})
+    if view.body:  # Teams' TextBlock shows a subset of Markdown (bold, lists)
+        body.extend(
+            {"type": "TextBlock", "text": chunk, "wrap": True} for chunk in _chunks(view.body, 4000)[:6]
+        )
     if view.comment:
         body.append(
             {
@@ -468,6 +516,10 @@ def email_message(view: View, delivery: str, destination: str, domain: str) -> M
         parts.append(f"<p><a href='{e(view.link, quote=True)}'>Open in the inbox</a></p>")
     parts.append(f"<p style='color:#777;font-size:small'>{e(view.footer)}</p>")
     body = "<!doctype html><html><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>"
+    if view.body is not None:  # a report: its own text and page
+        subject = cut(view.title, 200)
+        lines = [view.body]
+        body = view.html or body
     first = stable_id("msg", view.thread, destination) if view.thread else None
     own = message_id(delivery, domain)
     references = message_id(first, domain) if first and first != delivery else None

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     and_,
     func,
+    or_,
     select,
     update,
 )
@@ -129,14 +130,40 @@ offsets = Table(
 
 schema_table = Table("inbox_schema", MetaData(), Column("version", Integer, primary_key=True))
 
+V1 = [alerts, events, escalations, sent_actions, offsets]
+
+windows = Table(  # feedback-windows snapshots: the newest per window position, for the digest
+    "window_snapshots",
+    metadata,
+    Column("dimension", String(64), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("window", String(16), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("window_end", Float, primary_key=True),
+    Column("window_start", Float),
+    Column("as_of", Float),
+    Column("value", Float),
+    Column("estimate", Float),
+    Column("stderr", Float),
+    Column("responses", Integer),
+    Column("promoters", Integer),
+    Column("passives", Integer),
+    Column("detractors", Integer),
+)
+
 
 async def _v1(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=V1))
+
+
+async def _v2(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[windows]))
 
 
 # (version, what it does, how): append, never edit an applied one
 MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (1, "alerts, follow-up events, escalations, sent actions, offsets", _v1),
+    (2, "feedback-windows snapshots (for the digest)", _v2),
 ]
 
 
@@ -232,6 +259,8 @@ class ReadModel:
                     changed += await self._escalation(conn, doc)
                 elif kind == "event":
                     changed += await self._event(conn, doc)
+                elif kind == "window":
+                    changed += await self._window(conn, doc)
             for (topic, partition), next_offset in last.items():
                 stmt = self._insert(offsets).values(topic=topic, partition=partition, next_offset=next_offset)
                 await conn.execute(
@@ -361,6 +390,90 @@ class ReadModel:
         if values["action_id"]:
             await conn.execute(sent_actions.delete().where(sent_actions.c.action_id == values["action_id"]))
         return 1
+
+    async def _window(self, conn: AsyncConnection, doc: dict[str, Any]) -> int:
+        end, as_of = _ts(doc.get("window_end")), _ts(doc.get("as_of"))
+        if end is None or not doc.get("dimension") or not doc.get("metric"):
+            return 0
+        values = {
+            "dimension": _text(doc.get("dimension"), 64),
+            "key": _text(doc.get("key")),
+            "window": _text(doc.get("window"), 16),
+            "metric": _text(doc.get("metric"), 64),
+            "window_end": end,
+            "window_start": _ts(doc.get("window_start")),
+            "as_of": as_of,
+            "value": _num(doc.get("value")),
+            "estimate": _num(doc.get("estimate")),
+            "stderr": _num(doc.get("stderr")),
+            "responses": doc.get("responses") if isinstance(doc.get("responses"), int) else None,
+            "promoters": doc.get("promoters") if isinstance(doc.get("promoters"), int) else None,
+            "passives": doc.get("passives") if isinstance(doc.get("passives"), int) else None,
+            "detractors": doc.get("detractors") if isinstance(doc.get("detractors"), int) else None,
+        }
+        keys = ["dimension", "key", "window", "metric", "window_end"]
+        stmt = self._insert(windows).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={k: stmt.excluded[k] for k in values if k not in keys},
+            where=or_(windows.c.as_of.is_(None), windows.c.as_of <= stmt.excluded.as_of),
+        )
+        await conn.execute(stmt)
+        return 1
+
+    async def snapshots(self, dimensions: Sequence[str], window: str, at: float) -> list[dict[str, Any]]:
+        """Per key and metric of ``dimensions``: the newest snapshot of ``window`` ending by ``at``."""
+        async with self.engine.connect() as conn:
+            latest = (
+                select(
+                    windows.c.dimension,
+                    windows.c.key,
+                    windows.c.metric,
+                    func.max(windows.c.window_end).label("end"),
+                )
+                .where(
+                    windows.c.dimension.in_(list(dimensions)),
+                    windows.c.window == window,
+                    windows.c.window_end <= at,
+                )
+                .group_by(windows.c.dimension, windows.c.key, windows.c.metric)
+                .subquery()
+            )
+            rows = await conn.execute(
+                select(windows)
+                .join(
+                    latest,
+                    and_(
+                        windows.c.dimension == latest.c.dimension,
+                        windows.c.key == latest.c.key,
+                        windows.c.metric == latest.c.metric,
+                        windows.c.window_end == latest.c.end,
+                    ),
+                )
+                .where(windows.c.window == window)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    async def period(self, start: float, end: float) -> dict[str, list[dict[str, Any]]]:
+        """Alerts created, escalations routed and follow-up events in ``[start, end)``, for the digest."""
+        async with self.engine.connect() as conn:
+            a = await conn.execute(
+                select(alerts).where(
+                    alerts.c.known == 1, alerts.c.created_at >= start, alerts.c.created_at < end
+                )
+            )
+            e = await conn.execute(
+                select(escalations).where(escalations.c.routed_at >= start, escalations.c.routed_at < end)
+            )
+            found_alerts = [dict(r._mapping) for r in a]
+            ids = [r["alert_id"] for r in found_alerts]
+            history: list[dict[str, Any]] = []
+            for i in range(0, len(ids), 500):  # the events of those alerts, whenever they happened
+                rows = await conn.execute(select(events).where(events.c.alert_id.in_(ids[i : i + 500])))
+                history.extend(dict(r._mapping) for r in rows)
+        for row in found_alerts:
+            row["doc"] = orjson.loads(row["doc"]) if row.get("doc") else {}
+        return {"alerts": found_alerts, "escalations": [dict(r._mapping) for r in e], "events": history}
 
     # -- what people do ---------------------------------------------------------------------
 

@@ -67,7 +67,11 @@ class Feed:
         self.model = model
         self.metrics = metrics
         s = settings
-        self.kinds = {s.recovery_alerts_topic: "alert", s.followup_events_topic: "event"}
+        self.kinds = {
+            s.recovery_alerts_topic: "alert",
+            s.followup_events_topic: "event",
+            s.feedback_windows_topic: "window",
+        }
         names = "|".join(re.escape(t) for t in self.kinds)
         self.pattern = f"^({names}|{re.escape(s.escalations_prefix)}.+)$"
         self.consumer: Any = None
@@ -144,7 +148,7 @@ class Feed:
             self.metrics.rows.labels(table).set(n)
 
     async def _lag(self) -> None:
-        totals: dict[str, int] = {"alert": 0, "event": 0, "escalation": 0}
+        totals: dict[str, int] = {"alert": 0, "event": 0, "escalation": 0, "window": 0}
         behind = False
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)

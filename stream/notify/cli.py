@@ -194,3 +194,21 @@ def send_test(
 
     outcome, seconds = asyncio.run(go())
     return d, outcome, seconds
+
+
+def send_document(settings: Any, name: str, message_type: str, doc: dict[str, Any]) -> Outcome:
+    """Deliver one document (a digest) to destination ``name`` of the rules file, once, now."""
+    rules: Notifications = settings.rules()
+    if name not in rules.destinations:
+        known = ", ".join(sorted(rules.destinations)) or "none"
+        raise ConfigurationError(f"no destination {name!r} in the rules file (destinations: {known})")
+    senders = build_senders({name: rules.destinations[name]}, settings.inbox_url, settings.email_domain)
+    d = Delivery(stable_id("msg", message_type, doc.get("subject", ""), name), message_type, doc, name)
+
+    async def go() -> Outcome:
+        try:
+            return await senders[name].send(d)
+        finally:
+            await senders[name].close()
+
+    return asyncio.run(go())

@@ -99,7 +99,7 @@ def test_read_model(database: str) -> None:
     async def go() -> None:
         model = ReadModel(database)
         try:
-            assert await model.migrate() == [1]
+            assert await model.migrate() == [1, 2]
             assert await model.migrate() == []  # applied once
             assert await model.apply(RECORDS) == 7
             assert await model.apply(RECORDS) == 0  # a replay changes nothing

@@ -1,0 +1,100 @@
+"""Reading a period from the read model, and rendering the digest as Markdown or HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from alerts.digest import Digest, Thresholds, build, fmt, money
+from stream.digest import charts
+from stream.errors import ConfigurationError
+from stream.inbox.db import ReadModel
+from stream.settings import Settings
+
+
+def window_for(settings: Settings, period_s: float) -> str:
+    """The rolling window as long as the period: its snapshot at a period's end has the period's scores."""
+    for spec in settings.window_specs():
+        if abs(spec.size - period_s) < 1:
+            return spec.name
+    names = ", ".join(s.name for s in settings.window_specs())
+    raise ConfigurationError(
+        f"no rolling window is as long as the period ({period_s / 86400:g} d); "
+        f"SURVEY_ALERTS_WINDOWS has {names}"
+    )
+
+
+async def compute(settings: Settings, until: float, period_s: float, now: float | None = None) -> Digest:
+    """The digest of ``[until - period, until)`` from the inbox's read model (SURVEY_ALERTS_INBOX_DB)."""
+    window = window_for(settings, period_s)
+    model = ReadModel(settings.inbox_db)
+    try:
+        await model.migrate()
+        start, before = until - period_s, until - 2 * period_s
+        current = await model.period(start, until)
+        previous = await model.period(before, start)
+        snaps = await model.snapshots(["overall", "category"], window, until)
+        prev_snaps = await model.snapshots(["overall", "category"], window, start)
+    finally:
+        await model.close()
+    return build(
+        start,
+        until,
+        current,
+        previous,
+        snaps,
+        prev_snaps,
+        settings.targets,
+        settings.key_tiers,
+        settings.key_account_value,
+        now if now is not None else until,
+        Thresholds.of(settings.digest_thresholds),
+    )
+
+
+def _day(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _env(autoescape: bool) -> Environment:
+    env = Environment(
+        loader=PackageLoader("stream.digest", "templates"),
+        autoescape=select_autoescape(["html"]) if autoescape else False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        fmt=lambda v, m: fmt(m, v), money=money, pct=lambda v: "n/a" if v is None else f"{v:.0%}", day=_day
+    )
+    return env
+
+
+def _context(d: Digest) -> dict[str, Any]:
+    return {"d": d, "period": f"{_day(d.start)} to {_day(d.end)}"}
+
+
+def markdown(d: Digest) -> str:
+    """The digest for chat and e-mail."""
+    return _env(False).get_template("digest.md").render(**_context(d))
+
+
+def html(d: Digest) -> str:
+    """A self-contained page: inline CSS and SVG, nothing fetched."""
+    return (
+        _env(True)
+        .get_template("digest.html")
+        .render(
+            goals_chart=Markup(charts.goals(d.goals)),
+            drivers_chart=Markup(charts.drivers(d.risks)),
+            **_context(d),
+        )
+    )
+
+
+def subject(d: Digest) -> str:
+    state = "on track" if d.on_track else "not on track"
+    return f"Customer service update {_day(d.start)[:10]} to {_day(d.end)[:10]}: {state}"
