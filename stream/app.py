@@ -190,11 +190,9 @@ def tune_runtime() -> None:
 
 def create_app(settings: Settings, metrics: Metrics | None = None) -> SurveyApp:
     """Build the app, its topics and tables, and serve ``/metrics``."""
-    credentials = None
-    if settings.sasl_username and settings.sasl_password:
-        credentials = faust.SASLCredentials(
-            username=settings.sasl_username, password=settings.sasl_password.get_secret_value()
-        )
+    from stream.security import faust_credentials
+
+    credentials = faust_credentials(settings)
     app = SurveyApp(
         settings.app_id,
         settings=settings,

@@ -15,6 +15,16 @@ import click
 from stream.settings import Settings
 
 
+def _settings() -> Settings:
+    """The settings, or a clear error (naming the variable, never quoting a value) and exit 1."""
+    from stream.errors import ConfigurationError
+
+    try:
+        return Settings.load()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group()
 def main() -> None:
     """Real-time survey alerts: rolling CSAT/NPS/CES, recovery alerts and routing on Kafka."""
@@ -26,17 +36,24 @@ def worker() -> None:
     import faust
 
     from stream.app import create_app, tune_runtime
+    from stream.errors import ConfigurationError
     from stream.topics import ensure_topics
 
-    settings = Settings()
+    try:
+        settings = _settings()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    ensure_topics(settings)
-    if settings.notify_in_worker:
-        from stream.topics import ensure_notifier_topics
+    try:
+        ensure_topics(settings)
+        if settings.notify_in_worker:
+            from stream.topics import ensure_notifier_topics
 
-        ensure_notifier_topics(settings)
-    app = create_app(settings)
+            ensure_notifier_topics(settings)
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
 
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -101,9 +118,21 @@ def generate(
                 )
             )
         return
-    settings = Settings()
-    started = time.monotonic()
-    sent = produce(settings, gen.messages(count), rate=rate or None)
+    from kafka.errors import KafkaError
+
+    from stream.errors import ConfigurationError
+    from stream.security import explain
+
+    try:
+        settings = _settings()
+        started = time.monotonic()
+        sent = produce(settings, gen.messages(count), rate=rate or None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KafkaError as exc:
+        raise click.ClickException(explain(settings, exc)) from None
     click.echo(f"sent {sent} messages in {time.monotonic() - started:.1f}s to {settings.broker}")
 
 
@@ -209,7 +238,7 @@ def bench(
 @main.command("settings")
 def show_settings() -> None:
     """Print every setting: environment variable, current value, meaning (secrets masked)."""
-    for env, value, doc in Settings().describe():
+    for env, value, doc in _settings().describe():
         click.echo(f"{env:40} {value:30} {doc}")
 
 
@@ -309,7 +338,7 @@ def notifier() -> None:
     from stream.notify.main import serve
     from stream.topics import ensure_notifier_topics, ensure_topics
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
     for name in ("aiokafka", "kafka"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -337,7 +366,7 @@ def inbox(ctx: click.Context) -> None:
     from stream.inbox.main import serve
     from stream.topics import ensure_topics
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
     for name in ("aiokafka", "kafka", "aiohttp.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -399,7 +428,7 @@ def digest(period: str, until_text: str | None, form: str, out: str | None, dest
     from stream.digest.report import compute, html, markdown, subject
     from stream.errors import ConfigurationError
 
-    settings = Settings()
+    settings = _settings()
     try:
         period_s = parse_duration(period)
         until = parse_timestamp(until_text).timestamp() if until_text else datetime.now(UTC).timestamp()
@@ -482,7 +511,7 @@ def replay(
     from stream.replay import settings_with
 
     try:
-        live = Settings()
+        live = _settings()
         candidate = settings_with(os.environ, rules, list(overrides))
         start = parse_timestamp(from_text).timestamp()
         end = parse_timestamp(to_text).timestamp() if to_text else None
@@ -516,7 +545,7 @@ def notify_test(destination: str, message_type: str) -> None:
     from stream.errors import ConfigurationError
     from stream.notify.cli import send_test
 
-    settings = Settings()
+    settings = _settings()
     try:
         d, outcome, seconds = send_test(
             settings.rules(), destination, message_type, settings.inbox_url, settings.email_domain

@@ -27,6 +27,7 @@ from stream.generate import Generator, Mix
 from stream.inbox.auth import hash_password
 from stream.notify.receiver import LocalReceiver
 from stream.produce import produce
+from stream.security import kafka_python_options
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -50,7 +51,7 @@ def _watch(settings: Settings, stop: threading.Event, counts: dict[str, int]) ->
     consumer = KafkaConsumer(
         settings.recovery_alerts_topic,
         settings.dlq_topic,
-        bootstrap_servers=settings.bootstrap_servers,
+        **kafka_python_options(settings),
         auto_offset_reset="earliest",
         group_id=None,
         consumer_timeout_ms=500,

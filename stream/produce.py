@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterable
 from kafka import KafkaProducer
 
 from stream.generate import Message
+from stream.security import kafka_python_options
 from stream.settings import Settings
 
 
 def producer_for(settings: Settings) -> KafkaProducer:
     """A producer that waits for all replicas and batches briefly."""
     return KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **kafka_python_options(settings),
         acks="all",
         linger_ms=5,
         retries=5,

@@ -7,8 +7,9 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.deadletters import MAX_TOPIC_LENGTH, topic_problem
@@ -31,8 +32,25 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers as a Faust URL; ';' separates several.",
     )
     app_id: str = Field("survey-alerts", description="Consumer group and prefix of internal topics.")
-    sasl_username: str | None = Field(None, description="SASL/PLAIN user name, if the broker needs one.")
-    sasl_password: SecretStr | None = Field(None, description="SASL/PLAIN password (never printed).")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = Field(
+        None,
+        description="How every Kafka client connects (default: PLAINTEXT, or SASL_PLAINTEXT with a user).",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (PLAIN only over TLS unless explicitly allowed)."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name, if the broker needs one.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never printed).")
+    ssl_cafile: Path | None = Field(None, description="CA certificates (PEM) to trust for the broker's TLS.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (PEM), for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (PEM), for mutual TLS.")
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of the client key (never printed)."
+    )
+    ssl_check_hostname: bool = Field(True, description="Check that the broker's certificate names its host.")
+    allow_plaintext_sasl: bool = Field(
+        False, description="Allow SASL PLAIN without TLS (it sends the password in clear)."
+    )
 
     survey_responses_topic: str = Field("survey-responses", description="Input: survey responses.")
     ticket_events_topic: str = Field("ticket-events", description="Input: ticket lifecycle events.")
@@ -198,6 +216,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"broker {url!r} needs a scheme, e.g. kafka://127.0.0.1:9092")
         return value
 
+    @model_validator(mode="after")
+    def _security(self) -> Settings:
+        protocol = self.kafka_protocol
+        if protocol.startswith("SASL") and (self.sasl_username is None or self.sasl_password is None):
+            raise ValueError(
+                f"SURVEY_ALERTS_SECURITY_PROTOCOL={protocol} needs SURVEY_ALERTS_SASL_USERNAME and "
+                "SURVEY_ALERTS_SASL_PASSWORD"
+            )
+        if protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN" and not self.allow_plaintext_sasl:
+            raise ValueError(
+                "SASL PLAIN over SASL_PLAINTEXT sends the password in clear: use "
+                "SURVEY_ALERTS_SECURITY_PROTOCOL=SASL_SSL, or SURVEY_ALERTS_SASL_MECHANISM=SCRAM-SHA-512, "
+                "or set SURVEY_ALERTS_ALLOW_PLAINTEXT_SASL=true if the network is private"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("mutual TLS needs both SURVEY_ALERTS_SSL_CERTFILE and SURVEY_ALERTS_SSL_KEYFILE")
+        return self
+
+    @property
+    def kafka_protocol(self) -> str:
+        """The security protocol in force."""
+        if self.security_protocol is not None:
+            return self.security_protocol
+        return "SASL_PLAINTEXT" if self.sasl_username is not None else "PLAINTEXT"
+
     @field_validator("escalations_prefix")
     @classmethod
     def _escalations_prefix(cls, value: str) -> str:
@@ -210,6 +253,20 @@ class Settings(BaseSettings):
                 "'.', '_' or '-')"
             )
         return value
+
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings from the environment; what is wrong is said without quoting any value (secrets)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = []
+            for e in exc.errors(include_url=False, include_input=False, include_context=False):
+                where = (
+                    "SURVEY_ALERTS_" + ".".join(str(x) for x in e["loc"]).upper() if e["loc"] else "settings"
+                )
+                problems.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+            raise ConfigurationError("; ".join(problems)) from None
 
     @classmethod
     def topic_environ(cls, prefix: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream.errors import ConfigurationError
-from stream.security import kafka_python_options
+from stream.security import Causes, explain, kafka_python_options
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,13 @@ def partition_counts(settings: Settings, topics: list[str], timeout_s: float = 3
 def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
-            return KafkaAdminClient(client_id=f"{settings.app_id}-admin", **kafka_python_options(settings))
-        except KafkaError as exc:
-            if time.monotonic() > deadline:
-                raise ConfigurationError(f"cannot reach Kafka at {settings.broker}: {exc}") from exc
-            time.sleep(0.5)
+        with Causes() as causes:
+            try:
+                return KafkaAdminClient(
+                    client_id=f"{settings.app_id}-admin", **kafka_python_options(settings)
+                )
+            except KafkaError as exc:
+                why = explain(settings, exc, causes)
+                if "refused the credentials" in why or "TLS handshake" in why or time.monotonic() > deadline:
+                    raise ConfigurationError(why) from None  # no retry changes those
+        time.sleep(0.5)

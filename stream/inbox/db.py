@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    event,
     func,
     or_,
     select,
@@ -167,6 +168,19 @@ MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
 ]
 
 
+def _plain(row: Any) -> dict[str, Any]:
+    """A result row as a dict with plain ``str`` keys (SQLAlchemy's are a subclass orjson refuses)."""
+    return {str(k): v for k, v in row._mapping.items()}
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def engine_url(url: str) -> str:
     """An async SQLAlchemy URL: ``postgresql://`` uses asyncpg, a path or ``sqlite://`` aiosqlite."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -212,6 +226,10 @@ class ReadModel:
         self.url = engine_url(url)
         self.engine: AsyncEngine = create_async_engine(self.url)
         self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            # WAL: the pages read while the feed writes (in the default journal mode a reader waits
+            # for the writer and fails after the timeout); a writer waits up to 30 s for another
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
     async def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; returns their versions."""
@@ -452,7 +470,7 @@ class ReadModel:
                 )
                 .where(windows.c.window == window)
             )
-            return [dict(r._mapping) for r in rows]
+            return [_plain(r) for r in rows]
 
     async def period(self, start: float, end: float) -> dict[str, list[dict[str, Any]]]:
         """Alerts created, escalations routed and follow-up events in ``[start, end)``, for the digest."""
@@ -465,15 +483,15 @@ class ReadModel:
             e = await conn.execute(
                 select(escalations).where(escalations.c.routed_at >= start, escalations.c.routed_at < end)
             )
-            found_alerts = [dict(r._mapping) for r in a]
+            found_alerts = [_plain(r) for r in a]
             ids = [r["alert_id"] for r in found_alerts]
             history: list[dict[str, Any]] = []
             for i in range(0, len(ids), 500):  # the events of those alerts, whenever they happened
                 rows = await conn.execute(select(events).where(events.c.alert_id.in_(ids[i : i + 500])))
-                history.extend(dict(r._mapping) for r in rows)
+                history.extend(_plain(r) for r in rows)
         for row in found_alerts:
             row["doc"] = orjson.loads(row["doc"]) if row.get("doc") else {}
-        return {"alerts": found_alerts, "escalations": [dict(r._mapping) for r in e], "events": history}
+        return {"alerts": found_alerts, "escalations": [_plain(r) for r in e], "events": history}
 
     # -- what people do ---------------------------------------------------------------------
 
@@ -527,7 +545,7 @@ class ReadModel:
             rows = await conn.execute(
                 select(alerts).where(*where).order_by(alerts.c.due_at.asc().nulls_last()).limit(limit)
             )
-            found = [self._row(dict(r._mapping), now) for r in rows]
+            found = [self._row(_plain(r), now) for r in rows]
             total = (await conn.execute(select(func.count()).select_from(alerts).where(*where))).scalar_one()
             n_late = (
                 await conn.execute(select(func.count()).select_from(alerts).where(*base, late))
@@ -549,15 +567,15 @@ class ReadModel:
             row = (await conn.execute(select(alerts).where(alerts.c.alert_id == alert_id))).first()
             if row is None or not row.known:
                 return None
-            found = self._row(dict(row._mapping), now)
+            found = self._row(_plain(row), now)
             history = await conn.execute(
                 select(events).where(events.c.alert_id == alert_id).order_by(events.c.at, events.c.event_id)
             )
-            found["events"] = [dict(r._mapping) for r in history]
+            found["events"] = [_plain(r) for r in history]
             sent = await conn.execute(
                 select(sent_actions).where(sent_actions.c.alert_id == alert_id).order_by(sent_actions.c.at)
             )
-            found["sent"] = [dict(r._mapping) for r in sent]
+            found["sent"] = [_plain(r) for r in sent]
         return found
 
     async def escalation_page(
@@ -573,7 +591,7 @@ class ReadModel:
             rows = await conn.execute(
                 select(escalations).where(*where).order_by(escalations.c.routed_at.desc()).limit(limit)
             )
-            return [dict(r._mapping) for r in rows]
+            return [_plain(r) for r in rows]
 
     async def queues(self, queues: frozenset[str] | None) -> list[str]:
         """Every queue with alerts or escalations the user may see."""

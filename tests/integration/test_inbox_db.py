@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from stream.inbox.db import ReadModel
@@ -129,7 +130,11 @@ def test_read_model(database: str) -> None:
             await model.record_sent(
                 {"action_id": "act_1", "alert_id": "a-late", "type": "resolved", "actor": "sam"}
             )
-            assert [s["type"] for s in (await model.alert("a-late", NOW))["sent"]] == ["resolved"]
+            pending = await model.alert("a-late", NOW)
+            assert [s["type"] for s in pending["sent"]] == ["resolved"]
+            assert (
+                orjson.loads(orjson.dumps(pending))["sent"][0]["actor"] == "sam"
+            )  # plain str keys: the API's JSON
             resolved = event(
                 "a-late", "resolved", "resolved", NOW, root_cause="late courier", action_id="act_1"
             )
