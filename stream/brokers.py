@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from stream.errors import BrokerError
 
@@ -152,7 +152,7 @@ class LocalBroker:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+                admin = KafkaAdminClient(request_timeout_ms=5000, **self.client_options())
                 try:
                     admin.list_topics()
                     return
@@ -162,6 +162,10 @@ class LocalBroker:
                 if time.monotonic() > deadline:
                     raise BrokerError(f"{self.name} on {self.port} is not answering: {exc}") from exc
                 time.sleep(0.2)
+
+    def client_options(self) -> dict[str, Any]:
+        """How a kafka-python client connects to this broker."""
+        return {"bootstrap_servers": self.bootstrap}
 
     def tail(self, lines: int = 20) -> str:
         """The last lines the broker printed."""

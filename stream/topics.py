@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
+from collections.abc import Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
@@ -33,6 +35,12 @@ def service_topics(settings: Settings) -> list[str]:
         s.feedback_windows_topic,
         s.dlq_topic,
     ]
+
+
+def output_pattern(settings: Settings, topics: Iterable[str]) -> str:
+    """A subscription pattern for ``topics`` and every escalation queue (queues appear as they are used)."""
+    names = "|".join(re.escape(t) for t in topics)
+    return f"^({names}|{re.escape(settings.escalations_prefix)}.+)$"
 
 
 def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout_s: float = 30.0) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import trustme
 from cryptography.hazmat.primitives import serialization
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
 
 from stream.brokers import ApacheKafka
 from stream.errors import BrokerError
@@ -118,20 +116,5 @@ class SecureKafka(ApacheKafka):
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
-    def wait_ready(self, timeout_s: float) -> None:
-        settings = Settings.from_environ(self.client_env(*ADMIN))
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                admin = KafkaAdminClient(request_timeout_ms=5000, **kafka_python_options(settings))
-                try:
-                    admin.list_topics()
-                    return
-                finally:
-                    admin.close()
-            except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    raise BrokerError(
-                        f"{self.name} on {self.port} is not answering: {exc}\n{self.tail()}"
-                    ) from exc
-                time.sleep(0.5)
+    def client_options(self) -> dict[str, Any]:
+        return kafka_python_options(Settings.from_environ(self.client_env(*ADMIN)))

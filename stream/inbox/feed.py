@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from typing import Any
 
 import orjson
@@ -23,6 +22,7 @@ from stream.inbox.db import ReadModel
 from stream.metrics import PREFIX
 from stream.security import aiokafka_options
 from stream.settings import Settings
+from stream.topics import output_pattern
 
 log = logging.getLogger(__name__)
 BROKER_WAIT_S = 60.0
@@ -72,8 +72,7 @@ class Feed:
             s.followup_events_topic: "event",
             s.feedback_windows_topic: "window",
         }
-        names = "|".join(re.escape(t) for t in self.kinds)
-        self.pattern = f"^({names}|{re.escape(s.escalations_prefix)}.+)$"
+        self.pattern = output_pattern(settings, self.kinds)
         self.consumer: Any = None
         self.applied = 0
         self.caught_up = False

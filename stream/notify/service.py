@@ -17,7 +17,6 @@ import contextlib
 import heapq
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ from stream.notify.metrics import NotifierMetrics
 from stream.notify.state import BROKER_WAIT_S, NotifierState
 from stream.security import aiokafka_options
 from stream.settings import Settings
+from stream.topics import output_pattern
 
 log = logging.getLogger(__name__)
 VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
@@ -137,8 +137,7 @@ class Notifier:
             s.ops_alerts_topic: "ops_alert",
             s.followup_events_topic: "followup_event",
         }
-        names = "|".join(re.escape(t) for t in self.types)
-        self.pattern = f"^({names}|{re.escape(s.escalations_prefix)}.+)$"
+        self.pattern = output_pattern(settings, self.types)
 
     def type_of(self, topic: str) -> str | None:
         """The message type of an input topic."""
