@@ -201,6 +201,12 @@ def _ts(value: Any) -> float | None:
         return None
 
 
+def _id(value: Any) -> str | None:
+    """An id as the contract bounds it (1-128 characters), else None: such a record is skipped, so a
+    foreign record on an output topic can never fail the feed's transaction over and over."""
+    return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+
+
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -289,8 +295,8 @@ class ReadModel:
         return changed
 
     async def _alert(self, conn: AsyncConnection, doc: dict[str, Any]) -> int:
-        alert_id = doc.get("alert_id")
-        if not isinstance(alert_id, str) or not alert_id:
+        alert_id = _id(doc.get("alert_id"))
+        if alert_id is None:
             return 0
         found = doc.get("customer")
         customer: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -331,8 +337,8 @@ class ReadModel:
         return 1
 
     async def _escalation(self, conn: AsyncConnection, doc: dict[str, Any]) -> int:
-        escalation_id = doc.get("escalation_id")
-        if not isinstance(escalation_id, str) or not escalation_id:
+        escalation_id = _id(doc.get("escalation_id"))
+        if escalation_id is None:
             return 0
         values = {
             "escalation_id": escalation_id,
@@ -354,8 +360,8 @@ class ReadModel:
         return int(result.rowcount or 0)
 
     async def _event(self, conn: AsyncConnection, doc: dict[str, Any]) -> int:
-        event_id, alert_id, at = doc.get("event_id"), doc.get("alert_id"), _ts(doc.get("at"))
-        if not isinstance(event_id, str) or not isinstance(alert_id, str) or at is None:
+        event_id, alert_id, at = _id(doc.get("event_id")), _id(doc.get("alert_id")), _ts(doc.get("at"))
+        if event_id is None or alert_id is None or at is None:
             return 0
         values = {
             "event_id": event_id,

@@ -104,12 +104,19 @@ def test_read_model(database: str) -> None:
             assert await model.migrate() == []  # applied once
             assert await model.apply(RECORDS) == 7
             assert await model.apply(RECORDS) == 0  # a replay changes nothing
+            foreign = [
+                ("alert", "recovery-alerts", 2, 0, {**alert("x" * 500, "billing", NOW), "score": "high"}),
+                ("event", "followup-events", 2, 0, {"event_id": "e" * 300, "alert_id": "a", "at": "x"}),
+            ]
+            assert await model.apply(foreign) == 0  # skipped, and the offsets still move on
             assert await model.positions() == {
                 ("recovery-alerts", 0): 2,
                 ("recovery-alerts", 1): 2,
                 ("followup-events", 0): 1,
                 ("followup-events", 1): 2,
                 ("escalations.billing", 0): 1,
+                ("recovery-alerts", 2): 1,
+                ("followup-events", 2): 1,
             }
             billing = frozenset({"billing"})
             page = await model.page(billing, NOW, status=None)
