@@ -47,7 +47,9 @@ def test_replay_reproduces_the_live_alerts_and_counts_a_change(kafka: LocalBroke
         '[[rules]]\nname = "refunds"\nqueue = "refunds"\nmatch = { category = "refund" }\n'
         '[[rules]]\nname = "team-queue"\nqueue = "{team}"\n'
     )
-    svc = Service(kafka, tmp_path, routing_rules=str(rules))
+    # without the wall-clock wait for tickets: the replay's virtual clock stands in for it, which a
+    # loaded machine can make differ by a survey or two (RELIABILITY.md, known limits)
+    svc = Service(kafka, tmp_path, routing_rules=str(rules), ticket_wait_s="0")
     try:
         svc.start()
         time.sleep(1.0)
@@ -59,7 +61,7 @@ def test_replay_reproduces_the_live_alerts_and_counts_a_change(kafka: LocalBroke
             svc.producer.send(topics[m.stream], key=m.key, value=m.value)
         svc.producer.flush()
         end = time.time() + 1
-        time.sleep(8)  # past the ticket wait: every held survey was released
+        time.sleep(3)
         svc.read_all([svc.settings.recovery_alerts_topic], settle_s=4)
 
         same, out = replay(svc, tmp_path / "same.json", "--from", stamp(start), "--to", stamp(end))
