@@ -446,19 +446,23 @@ class ReadModel:
         return 1
 
     async def snapshots(self, dimensions: Sequence[str], window: str, at: float) -> list[dict[str, Any]]:
-        """Per key and metric of ``dimensions``: the newest snapshot of ``window`` ending by ``at``."""
+        """Per key and metric of ``dimensions``: ``window``'s scores as known at ``at``.
+
+        That is the snapshot with the newest ``as_of`` (the events' watermark) up to ``at``; its
+        ``window_end`` is the bucket boundary after that watermark, which can lie after ``at``.
+        """
         async with self.engine.connect() as conn:
             latest = (
                 select(
                     windows.c.dimension,
                     windows.c.key,
                     windows.c.metric,
-                    func.max(windows.c.window_end).label("end"),
+                    func.max(windows.c.as_of).label("as_of"),
                 )
                 .where(
                     windows.c.dimension.in_(list(dimensions)),
                     windows.c.window == window,
-                    windows.c.window_end <= at,
+                    windows.c.as_of <= at,
                 )
                 .group_by(windows.c.dimension, windows.c.key, windows.c.metric)
                 .subquery()
@@ -471,12 +475,17 @@ class ReadModel:
                         windows.c.dimension == latest.c.dimension,
                         windows.c.key == latest.c.key,
                         windows.c.metric == latest.c.metric,
-                        windows.c.window_end == latest.c.end,
+                        windows.c.as_of == latest.c.as_of,
                     ),
                 )
                 .where(windows.c.window == window)
+                .order_by(windows.c.dimension, windows.c.key, windows.c.metric, windows.c.window_end.desc())
             )
-            return [_plain(r) for r in rows]
+            found: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for r in rows:  # one per key and metric (two window positions can share an as_of)
+                row = _plain(r)
+                found.setdefault((row["dimension"], row["key"], row["metric"]), row)
+            return list(found.values())
 
     async def period(self, start: float, end: float) -> dict[str, list[dict[str, Any]]]:
         """Alerts created, escalations routed and follow-up events in ``[start, end)``, for the digest."""

@@ -26,6 +26,9 @@ from stream.topics import output_pattern
 
 log = logging.getLogger(__name__)
 BROKER_WAIT_S = 60.0
+# feedback-windows snapshots kept (every other dimension, by far the most keys, is skipped: the digest
+# reads the overall scores and the contact drivers, and storing all of them made the feed fall behind)
+DIGEST_DIMENSIONS = ("overall", "category")
 
 
 class FeedMetrics:
@@ -134,6 +137,12 @@ class Feed:
                     doc = orjson.loads(r.value or b"")
                 except orjson.JSONDecodeError:
                     doc = None  # the worker's dead-letter topic is where bad input goes; skip it here
+                if (
+                    kind == "window"
+                    and isinstance(doc, dict)
+                    and doc.get("dimension") not in DIGEST_DIMENSIONS
+                ):
+                    doc = None  # only the offset moves: the read model keeps what the digest reads
                 records.append(
                     (kind, tp.topic, tp.partition, r.offset, doc if isinstance(doc, dict) else None)
                 )
