@@ -162,6 +162,124 @@ def test_a_second_worker_takes_partitions_over_and_the_alerts_are_those_of_one_w
         a.close()
 
 
+class Peer:
+    """Another worker in the first one's consumer group, with its own data directory and port."""
+
+    def __init__(self, first: Service, workdir: Path) -> None:
+        workdir.mkdir(exist_ok=True)
+        self.port = free_port()
+        self.log = workdir / "worker.log"
+        self.env = {
+            **first.env,
+            "SURVEY_ALERTS_WEB_PORT": str(self.port),
+            "SURVEY_ALERTS_DATA_DIR": str(workdir / "data"),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 90) -> None:
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while b"Worker ready" not in self.log.read_bytes():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.2)
+
+    def stop(self) -> int | None:
+        """SIGTERM, and the exit code."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return None if self.proc is None else self.proc.returncode
+
+
+@pytest.mark.timeout(600)
+def test_sigterm_one_of_two_workers_under_load_and_start_a_third(kafka: LocalBroker, tmp_path: Path) -> None:
+    """Two workers share the stream; mid-stream one is stopped (SIGTERM) and a third joins, while
+    records keep arriving. Every alert is raised, none twice except as a same-id redelivery, and
+    the state of each partition is held by exactly one of the workers left."""
+    (tmp_path / "a").mkdir()
+    a = Service(kafka, tmp_path / "a", ticket_wait_s="0")
+    b, c = Peer(a, tmp_path / "b"), Peer(a, tmp_path / "c")
+    try:
+        a.start()
+        b.start()
+        gen = Generator(seed=21, customers=2000, start=datetime(2026, 11, 22, 9, tzinfo=UTC), step_s=4)
+        messages = list(gen.messages(24_000))
+        topics = {"survey": a.settings.survey_responses_topic, "ticket": a.settings.ticket_events_topic}
+        events: list[str] = []
+        started = time.monotonic()
+        for i, m in enumerate(messages, 1):
+            a.producer.send(topics[m.stream], key=m.key, value=m.value)
+            if i % 1000 == 0:  # about 1,000 records a second, all the way through the rebalances
+                a.producer.flush()
+                time.sleep(max(0.0, started + i / 1000 - time.monotonic()))
+            if i == 8000:
+                assert metric_sum(b.port, "survey_alerts_records_consumed_total") > 0, b.log.read_text()[
+                    -3000:
+                ]
+                events.append(f"{time.monotonic() - started:.1f} s: SIGTERM to the second worker")
+                assert b.stop() == 0, b.log.read_text()[-3000:]
+            if i == 12_000:
+                events.append(f"{time.monotonic() - started:.1f} s: third worker starting")
+                c.start()
+                events.append(f"{time.monotonic() - started:.1f} s: third worker ready")
+        a.producer.flush()
+        events.append(f"{time.monotonic() - started:.1f} s: all {len(messages)} records produced")
+
+        wanted = expected_alert_ids(a, messages)
+        assert len(wanted) > 500
+
+        def got(records: list[Any]) -> list[str]:
+            return [orjson.loads(r.value)["alert_id"] for r in records if not r.key.startswith(b"probe")]
+
+        with contextlib.suppress(AssertionError):  # a timeout is reported below, with what is missing
+            a.read(a.settings.recovery_alerts_topic, lambda rs: set(got(rs)) >= wanted, timeout_s=120)
+        time.sleep(3)  # anything extra would come now
+        have = got(a.read_all([a.settings.recovery_alerts_topic]))
+        missing, extra = wanted - set(have), set(have) - wanted
+        duplicates = len(have) - len(set(have))
+        print(
+            "\n" + "\n".join(events) + f"\n{len(wanted)} alerts expected: {len(missing)} missing, "
+            f"{len(extra)} unexpected, {duplicates} same-id redeliveries"
+        )
+        assert not missing and not extra, (
+            f"{len(missing)} missing, {len(extra)} extra of {len(wanted)}\n"
+            f"--- first ---\n{_story(a.log)}\n--- second ---\n{_story(b.log)}\n--- third ---\n{_story(c.log)}"
+        )
+
+        # the state moved with its partitions: the first and the third worker hold it between them
+        # (each customer once), the stopped one's share included
+        live = sum(
+            v is not None for v in _latest(a.read_all([f"{a.settings.app_id}-customers-changelog"])).values()
+        )
+        held_a = metric_sum(a.port, "survey_alerts_customers_in_state")
+        held_c = metric_sum(c.port, "survey_alerts_customers_in_state")
+        assert held_c > 0, c.log.read_text()[-3000:]
+        assert held_a + held_c == live, (held_a, held_c, live)
+        a_keys, c_keys = gauge_keys(a.port), gauge_keys(c.port)
+        assert a_keys and c_keys and not a_keys & c_keys
+    finally:
+        b.stop()
+        c.stop()
+        a.close()
+
+
+def _latest(records: list[Any]) -> dict[bytes, bytes | None]:
+    out: dict[bytes, bytes | None] = {}
+    for r in records:
+        out[r.key] = r.value
+    return out
+
+
 def scrape(port: int) -> list[Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         return list(text_string_to_metric_families(resp.read().decode()))
