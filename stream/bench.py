@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from stream.brokers import ApacheKafka, LocalBroker, Tansu, free_port
 from stream.delivery import Records
 from stream.generate import Generator, Mix
+from stream.security import aiokafka_options
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -75,6 +76,9 @@ def pin(pids: list[int], cpus: set[int]) -> None:
                 os.sched_setaffinity(tid, cpus)
 
 
+_SECURITY_SETTINGS = ("SURVEY_ALERTS_SECURITY_PROTOCOL", "SURVEY_ALERTS_SASL_", "SURVEY_ALERTS_SSL_")
+
+
 class Run:
     """One bench run: a broker, a topic prefix and the settings of the workers it starts."""
 
@@ -85,11 +89,19 @@ class Run:
         self.partitions = partitions
         self.tag = uuid.uuid4().hex[:8]
         self.workdir = Path(tempfile.mkdtemp(prefix="survey-alerts-bench-"))
+        # the bench's own clients connect as the workers do (stream.security): TLS and SASL from
+        # the security settings for a broker given by URL; the brokers it starts are plaintext
+        self.client = aiokafka_options(self.settings(self.env("client")))
 
     def env(self, name: str, **extra: str) -> dict[str, str]:
         """Environment of a worker reading this run's topics ``name``."""
+        inherited = dict(os.environ)
+        if self.broker is not None:  # a broker of the bench's own: plaintext, whatever the environment says
+            for name in list(inherited):
+                if name.startswith(_SECURITY_SETTINGS):
+                    del inherited[name]
         base = {
-            **os.environ,
+            **inherited,
             "SURVEY_ALERTS_BROKER": self.url,
             "SURVEY_ALERTS_APP_ID": f"bench-{self.tag}-{name}",
             "SURVEY_ALERTS_PARTITIONS": str(self.partitions),
@@ -107,10 +119,13 @@ class Run:
         return Settings.from_environ(env)
 
 
-async def produce(bootstrap: str, items: Any, total: int, label: str) -> float:
-    """Send ``(topic, key, value)`` items as fast as the broker takes them; returns seconds."""
+async def produce(client: dict[str, Any], items: Any, total: int, label: str) -> float:
+    """Send ``(topic, key, value)`` items as fast as the broker takes them; returns seconds.
+
+    ``client``: connection options (``Run.client``, or ``{"bootstrap_servers": ...}``).
+    """
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1, request_timeout_ms=60000
+        **client, linger_ms=20, max_batch_size=1 << 20, acks=1, request_timeout_ms=60000
     )
     await producer.start()
     started = time.perf_counter()
@@ -163,11 +178,11 @@ def generated(settings: Settings, n: int, gen: Generator) -> Any:
         yield topics[m.stream], m.key, m.value
 
 
-async def raw_consume(bootstrap: str, topics: list[str], n: int) -> float:
+async def raw_consume(client: dict[str, Any], topics: list[str], n: int) -> float:
     """Raw aiokafka consume-and-decode rate (events/s)."""
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **client,
         group_id=None,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 << 20,
@@ -209,6 +224,7 @@ def faust_baseline(run: Run, mode: str, settings: Settings, n: int) -> float:
             str(n),
             str(out),
         ],
+        env=run.env(mode),  # its connection's security settings
         stdout=subprocess.DEVNULL,
         stderr=open(run.workdir / f"{mode}.log", "wb"),  # noqa: SIM115
     )
@@ -237,7 +253,7 @@ class Worker:
             stderr=open(self.log, "wb"),  # noqa: SIM115 - lives as long as the worker
         )
         self.started = time.perf_counter()
-        self.bootstrap = run.bootstrap
+        self.client = run.client
         self._admin: Any = None
 
     def metric(self, name: str) -> float:
@@ -259,7 +275,7 @@ class Worker:
 
         if self._admin is None:
             self._admin = KafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+                **self.client,
                 group_id=self.env["SURVEY_ALERTS_APP_ID"],
                 enable_auto_commit=False,
             )
@@ -370,13 +386,13 @@ async def latency(
     offset = 0.0 if timeline is None else timeline.timestamp() - time.time()
     consumer = AIOKafkaConsumer(
         settings.recovery_alerts_topic,
-        bootstrap_servers=run.bootstrap,
+        **run.client,
         group_id=None,
         auto_offset_reset="latest",
     )
     await consumer.start()
     await consumer.seek_to_end()
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=1, acks=1)
+    producer = AIOKafkaProducer(**run.client, linger_ms=1, acks=1)
     await producer.start()
     sent: dict[str, float] = {}
     got: list[float] = []
@@ -475,12 +491,12 @@ def run_bench(
         ensure_topics(settings)
         say(f"loading {events:,} generated events ({customers:,} customers) ...")
         load = mixed_load(customers)
-        seconds = asyncio.run(produce(run.bootstrap, generated(settings, events, load), events, "load"))
+        seconds = asyncio.run(produce(run.client, generated(settings, events, load), events, "load"))
         result["load_events_per_s"] = round(events / seconds)
 
         say("raw aiokafka consume + orjson decode ...")
         topics = [settings.survey_responses_topic, settings.ticket_events_topic]
-        result["raw_events_per_s"] = round(asyncio.run(raw_consume(run.bootstrap, topics, events)))
+        result["raw_events_per_s"] = round(asyncio.run(raw_consume(run.client, topics, events)))
         say(f"  {result['raw_events_per_s']:,} events/s")
 
         n_inprocess = min(inprocess_events, events)
@@ -574,7 +590,7 @@ def run_bench(
         worker = Worker(run, senv)
         try:
             asyncio.run(
-                produce(run.bootstrap, _state_events(ssettings, state_customers), state_customers, "state")
+                produce(run.client, _state_events(ssettings, state_customers), state_customers, "state")
             )
             worker.wait_for(lambda: worker.consumed() >= state_customers, "building state")
             time.sleep(2)
@@ -589,7 +605,7 @@ def run_bench(
             probe = f"probe-{run.tag}"
             asyncio.run(
                 produce(
-                    run.bootstrap,
+                    run.client,
                     iter(
                         [
                             (

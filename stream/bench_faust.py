@@ -21,6 +21,7 @@ from alerts.customer import CustomerState
 from alerts.pipeline import Pipeline, Record, Topics
 from alerts.windows import PartitionWindows
 from stream.partitioning import owner_function
+from stream.security import faust_credentials
 from stream.settings import Settings
 
 
@@ -31,6 +32,7 @@ def main(
     app = faust.App(
         app_id,
         broker=broker,
+        broker_credentials=faust_credentials(Settings.from_environ(os.environ)),
         web_enabled=False,
         topic_partitions=partitions,
         consumer_auto_offset_reset="earliest",

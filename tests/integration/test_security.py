@@ -129,3 +129,34 @@ def test_sasl_plain_over_plaintext_is_refused_unless_allowed(tmp_path: Path) -> 
     assert "SURVEY_ALERTS_ALLOW_PLAINTEXT_SASL" in done.stderr and "plain-secret-7" not in done.stderr
     shown = run_cli({**env, "SURVEY_ALERTS_ALLOW_PLAINTEXT_SASL": "true"}, "settings", timeout=60)
     assert shown.returncode == 0 and "plain-secret-7" not in shown.stdout and "**********" in shown.stdout
+
+
+def test_the_bench_runs_over_sasl_ssl(secure: SecureKafka, tmp_path: Path) -> None:
+    """Every client of ``survey-alerts bench`` (its producers and consumers, the Faust baselines,
+    the workers) connects with the security settings when the broker is given by URL."""
+    env = worker_env(secure, tmp_path)
+    done = run_cli(
+        env,
+        "bench",
+        "--broker",
+        env["SURVEY_ALERTS_BROKER"],
+        "--events",
+        "1500",
+        "--baseline-events",
+        "500",
+        "--naive-events",
+        "200",
+        "--inprocess-events",
+        "500",
+        "--state-customers",
+        "500",
+        "--latency-rate",
+        "100",
+        "--latency-seconds",
+        "2",
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert result["service_events_per_s"] > 0 and result["latency_alerts"] > 0 and result["restart_s"] > 0
+    assert PASSWORD not in done.stdout + done.stderr
