@@ -282,6 +282,7 @@ class Settings(BaseSettings):
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
         """The settings a worker started with environment ``env`` would read."""
+        env = dict(env)  # a copy: ``env`` may be os.environ itself, cleared below
         saved = dict(os.environ)
         os.environ.clear()
         os.environ.update(env)

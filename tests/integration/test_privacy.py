@@ -84,7 +84,7 @@ token_sha256 = "{hash_token(TOKEN)}"
 queues = ["billing", "triage"]
 """
     )
-    svc = Service(kafka, tmp_path, rules_file=str(rules))
+    svc = Service(kafka, tmp_path, routing_rules=str(rules))
     notifier_port, inbox_port = free_port(), free_port()
     notifier = Process(
         svc,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -23,6 +24,14 @@ def test_environment_variables_configure_everything(monkeypatch: pytest.MonkeyPa
     assert s.policy().key_tiers == frozenset({"vip"})
     assert s.policy().due("warning") == timedelta(minutes=90)
     assert s.policy().csat_max is None
+
+
+def test_from_environ_reads_the_process_environment_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURVEY_ALERTS_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("SURVEY_ALERTS_APP_ID", "from-env")
+    s = Settings.from_environ(os.environ)
+    assert (s.kafka_protocol, s.app_id) == ("SSL", "from-env")
+    assert os.environ["SURVEY_ALERTS_APP_ID"] == "from-env"  # and leaves it as it was
 
 
 def test_settings_are_frozen() -> None:
