@@ -1,8 +1,13 @@
 """SIGKILL the worker three times at random moments in a 200k-event mixed stream.
 
-Expected = the pure pipeline over the same input (the replay's in-memory run, which reproduces
-the live worker's decisions). Afterwards every expected alert id and escalation id is on its
-topic, none unexpected; duplicates are counted and may only be redeliveries of the same id.
+The stream: tickets with their lifecycles, surveys, edits, duplicates, malformed records, and
+follow-up actions (a quarter of the alerts are resolved as soon as they arrive), event times
+on the wall clock. Expected = the pure pipeline over the same input (the replay's in-memory
+run, which reproduces the live worker's decisions). Afterwards every expected alert id and
+escalation id is on its topic, none unexpected; duplicates are counted and may only be
+redeliveries of the same id; every follow-up nobody acted on fires its overdue notice (the
+SLAs are under a minute, so they come due across the kills) and none resolved in time does;
+the published windows equal the brute-force reference.
 """
 
 from __future__ import annotations
@@ -11,18 +16,20 @@ import random
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from kafka import KafkaConsumer, KafkaProducer
 
 from alerts.ids import stable_id
 from stream.brokers import LocalBroker
 from stream.generate import Generator, Mix
 from stream.replay import replay_records, run
 from tests.integration.conftest import Service
+from tests.reference import reference
 
 pytestmark = pytest.mark.integration
 EVENTS = 200_000
@@ -34,14 +41,25 @@ def test_three_crashes_lose_nothing_and_invent_nothing(kafka: LocalBroker, tmp_p
     # restart, that wait covers many more events than it did live, and a held survey meets its
     # customer's later surveys in another order (the cooldown then decides differently). That is
     # timing, not loss: the comparison is made without the wait (see RELIABILITY.md).
-    svc = Service(kafka, tmp_path, max_poll_records="2000", ticket_wait_s="0")
+    svc = Service(
+        kafka,
+        tmp_path,
+        max_poll_records="2000",
+        ticket_wait_s="0",
+        sla_critical_minutes="0.75",
+        sla_warning_minutes="1",
+        sla_info_minutes="1.5",
+        sla_tier_factors="{}",
+        followup_check_interval_s="1",
+        snapshot_interval_s="1",
+    )
+    actions = Actions(svc)
     try:
         svc.start()
         gen = Generator(
             seed=7,
-            customers=5000,
-            start=datetime.now(UTC) - timedelta(days=2),
-            step_s=0.5,
+            customers=50_000,
+            live=True,  # event times on the wall clock: the follow-ups come due while the test runs
             mix=Mix(malformed_rate=0.01, edit_rate=0.03, duplicate_rate=0.03),
         )
         topics = {"survey": svc.settings.survey_responses_topic, "ticket": svc.settings.ticket_events_topic}
@@ -60,8 +78,11 @@ def test_three_crashes_lose_nothing_and_invent_nothing(kafka: LocalBroker, tmp_p
 
         chaos = threading.Thread(target=killer, daemon=True)
         chaos.start()
+        actions.start()
         started = time.monotonic()
+        messages = []
         for sent, m in enumerate(gen.messages(EVENTS), 1):
+            messages.append(m)
             svc.producer.send(topics[m.stream], key=m.key, value=m.value)
             if sent % 20_000 == 0:
                 svc.producer.flush()
@@ -129,5 +150,151 @@ def test_three_crashes_lose_nothing_and_invent_nothing(kafka: LocalBroker, tmp_p
         )
         assert missing == (0, 0), svc.tail()
         assert unexpected == (0, 0)
+
+        # open follow-ups still fire: each alert nobody acted on gets its first overdue notice,
+        # none resolved well before its due time does
+        actions.stop.set()
+        last_due = max(_epoch(a["follow_up_due_at"]) for a in alerts)
+        time.sleep(max(0.0, last_due - time.time() + 5))
+        overdue = {
+            a["alert_id"]
+            for a in (
+                orjson.loads(r.value) for r in svc.read_all([svc.settings.recovery_alerts_topic], settle_s=3)
+            )
+            if a["kind"] == "followup_overdue"
+        }
+        acted = dict(actions.resolved)
+        # an edit of the response that no longer alerts withdraws its alert: nobody needs to call;
+        # only responses the stream edited may be withdrawn
+        withdrawn = {
+            e["alert_id"]
+            for e in (
+                orjson.loads(r.value) for r in svc.read_all([svc.settings.followup_events_topic], settle_s=2)
+            )
+            if e["type"] == "withdrawn"
+        }
+        edited = {orjson.loads(m.value)["response_id"] for m in messages if m.note == "edit"}
+        response_of = {a["alert_id"]: a["response_id"] for a in alerts}
+        assert {response_of[i] for i in withdrawn} <= edited
+        waiting = {a["alert_id"] for a in alerts} - set(acted) - withdrawn
+        want_notices = {_first_notice(i) for i in waiting}
+        in_time = {i for i, margin in acted.items() if margin >= 25}  # resolved 25 s or more before due
+        deadline = time.monotonic() + 60
+        while not want_notices <= overdue and time.monotonic() < deadline:
+            time.sleep(3)
+            overdue |= {
+                orjson.loads(r.value)["alert_id"]
+                for r in svc.read_all([svc.settings.recovery_alerts_topic], settle_s=2)
+                if orjson.loads(r.value)["kind"] == "followup_overdue"
+            }
+        late_notices = {_first_notice(i) for i in in_time} & overdue
+        print(
+            f"follow-ups: {len(acted)} resolved ({len(in_time)} well before due), {len(withdrawn)} withdrawn "
+            f"by an edit, {len(waiting)} left waiting; {len(want_notices - overdue)} notices missing, "
+            f"{len(late_notices)} for resolved ones"
+        )
+        assert len(acted) > 500 and len(in_time) > 300
+        assert want_notices <= overdue, f"{len(want_notices - overdue)} overdue notices missing"
+        assert not late_notices
+
+        # the windows equal the brute-force reference (the keys whose values do not depend on
+        # which of the two input topics was fetched first: the survey scores of a team come
+        # from the ticket, joined when both are in)
+        valid = [orjson.loads(m.value) for m in messages if not m.note.startswith("malformed")]
+        surveys = [d for d in valid if "response_id" in d] + svc.probes
+        tickets = [d for d in valid if "event_id" in d]
+        ref = reference(surveys, tickets, svc.settings.window_specs())
+        wanted = {
+            k: v
+            for k, v in ref.items()
+            if "#" not in k[2]
+            and (
+                k[0].startswith(("overall:", "channel:"))
+                or (k[0].startswith("team:") and k[2] not in ("nps", "csat", "ces"))
+            )
+        }
+        assert len(wanted) > 100
+
+        def mismatches(records: list[Any]) -> list[str]:
+            latest = {}
+            for r in records:
+                doc = orjson.loads(r.value)
+                latest[(r.key.decode(), doc["window"], doc["metric"])] = doc
+            bad = []
+            for k, value in wanted.items():
+                got = latest.get(k)
+                n = ref.get((k[0], k[1], k[2] + "#n"))
+                if got is None:
+                    bad.append(f"{k}: missing")
+                elif got["estimate"] != pytest.approx(value) or (n is not None and got["responses"] != n):
+                    bad.append(f"{k}: {got['estimate']} (n={got['responses']}) != {value} (n={n})")
+            return bad
+
+        try:
+            svc.read(svc.settings.feedback_windows_topic, lambda rs: not mismatches(rs), timeout_s=120)
+        except AssertionError:
+            records = svc.read(svc.settings.feedback_windows_topic, lambda rs: True)
+            raise AssertionError("\n".join(mismatches(records)[:30])) from None
+        print(f"windows: {len(wanted)} values equal the reference")
     finally:
+        actions.stop.set()
         svc.close()
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _first_notice(alert_id: str) -> str:
+    return stable_id("alert", alert_id, "followup_overdue", "1")
+
+
+class Actions(threading.Thread):
+    """Resolves a quarter of the alerts (chosen by id) the moment they arrive, as an agent would.
+
+    ``resolved``: alert id -> seconds between sending the action and the alert's due time.
+    """
+
+    def __init__(self, svc: Service) -> None:
+        super().__init__(daemon=True)
+        self.svc = svc
+        self.resolved: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        consumer = KafkaConsumer(
+            self.svc.settings.recovery_alerts_topic,
+            bootstrap_servers=self.svc.broker.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=200,
+        )
+        producer = KafkaProducer(bootstrap_servers=self.svc.broker.bootstrap, acks="all", linger_ms=5)
+        try:
+            while not self.stop.is_set():
+                for r in consumer:
+                    alert = orjson.loads(r.value)
+                    alert_id = alert["alert_id"]
+                    if (
+                        alert["kind"] == "followup_overdue"
+                        or r.key.startswith(b"probe")
+                        or alert_id in self.resolved
+                        or int(alert_id[-2:], 16) % 4
+                    ):
+                        continue
+                    action = {
+                        "action_id": stable_id("act", alert_id),
+                        "alert_id": alert_id,
+                        "type": "resolved",
+                        "actor": "agent-crash-test",
+                        "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "root_cause": "refund issued",
+                    }
+                    producer.send(
+                        self.svc.settings.followup_actions_topic, orjson.dumps(action), alert_id.encode()
+                    )
+                    self.resolved[alert_id] = _epoch(alert["follow_up_due_at"]) - time.time()
+                producer.flush()
+        finally:
+            producer.close()
+            consumer.close()
