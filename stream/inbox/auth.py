@@ -16,7 +16,11 @@ Passwords are kept only as argon2 hashes, API tokens only as SHA-256 digests. Wi
 (``SURVEY_ALERTS_INBOX_TRUSTED_PROXIES``) is the user that header names (single
 sign-on in front of the inbox); that user must still be in the file, for its queues.
 Sessions are server-side (a random id in an HttpOnly, SameSite=Strict cookie), each
-with its own CSRF token that every form must send back.
+with its own CSRF token that every form must send back. They are kept in the inbox's
+database (only a digest of the id): a restart keeps everyone logged in, several inbox
+processes on one database share them, and a logout ends the session in all of them. A
+session is its user's for as long as the users file has that user: their queues are read
+from the file on every request, and a user taken out of the file is logged out.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import yaml
 from argon2 import PasswordHasher
@@ -123,15 +127,47 @@ class Session:
     expires_at: float
 
 
+class SessionStore(Protocol):
+    """Where sessions live, by the digest of their id (the inbox's database; a dict in tests)."""
+
+    async def save_session(self, digest: str, user: str, csrf: str, expires_at: float) -> None: ...
+
+    async def load_session(self, digest: str) -> tuple[str, str, float] | None: ...
+
+    async def drop_session(self, digest: str) -> None: ...
+
+
+class MemorySessions:
+    """A ``SessionStore`` in this process only (a restart logs everyone out)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, str, float]] = {}
+
+    async def save_session(self, digest: str, user: str, csrf: str, expires_at: float) -> None:
+        self.rows[digest] = (user, csrf, expires_at)
+
+    async def load_session(self, digest: str) -> tuple[str, str, float] | None:
+        return self.rows.get(digest)
+
+    async def drop_session(self, digest: str) -> None:
+        self.rows.pop(digest, None)
+
+
+def session_digest(sid: str) -> str:
+    """What is stored of a session id: a leaked table does not give anyone a session."""
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
 @dataclass
 class Authority:
-    """Checks passwords, tokens and trusted headers; holds the sessions."""
+    """Checks passwords, tokens and trusted headers; opens, finds and closes sessions."""
 
     users: UsersFile
     trusted_header: str | None = None
     trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
-    sessions: dict[str, Session] = field(default_factory=dict)
+    sessions: SessionStore = field(default_factory=MemorySessions)
     failures: dict[str, list[float]] = field(default_factory=dict)
+    clock: Any = time.time
 
     def principal(self, user: str) -> Principal | None:
         entry = self.users.users.get(user)
@@ -175,24 +211,32 @@ class Authority:
         user = headers.get(self.trusted_header)
         return self.principal(user) if user else None
 
-    def open_session(self, principal: Principal) -> tuple[str, Session]:
+    async def open_session(self, principal: Principal) -> tuple[str, Session]:
         sid = secrets.token_urlsafe(32)
-        session = Session(principal, secrets.token_urlsafe(32), time.time() + SESSION_S)
-        self.sessions[sid] = session
+        session = Session(principal, secrets.token_urlsafe(32), self.clock() + SESSION_S)
+        await self.sessions.save_session(
+            session_digest(sid), principal.user, session.csrf, session.expires_at
+        )
         return sid, session
 
-    def session(self, sid: str | None) -> Session | None:
-        if not sid:
+    async def session(self, sid: str | None) -> Session | None:
+        """The live session of a cookie's id, with its user's queues as the users file says now."""
+        if not sid or len(sid) > 128:
             return None
-        s = self.sessions.get(sid)
-        if s is None or s.expires_at < time.time():
-            self.sessions.pop(sid, None)
+        digest = session_digest(sid)
+        row = await self.sessions.load_session(digest)
+        if row is None:
             return None
-        return s
+        user, csrf, expires_at = row
+        principal = self.principal(user)
+        if principal is None or expires_at < self.clock():  # expired, or no longer in the users file
+            await self.sessions.drop_session(digest)
+            return None
+        return Session(principal, csrf, expires_at)
 
-    def close_session(self, sid: str | None) -> None:
-        if sid:
-            self.sessions.pop(sid, None)
+    async def close_session(self, sid: str | None) -> None:
+        if sid and len(sid) <= 128:
+            await self.sessions.drop_session(session_digest(sid))
 
 
 _DUMMY = _HASHER.hash(secrets.token_urlsafe(16))

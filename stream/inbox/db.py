@@ -153,6 +153,17 @@ windows = Table(  # feedback-windows snapshots: the newest per window position, 
 )
 
 
+sessions = Table(  # who is logged in: not from the topics; dropping the database logs everyone out
+    "sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # sha256 of the session id, never the id
+    Column("user", String(128), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+Index("sessions_expiry", sessions.c.expires_at)
+
+
 async def _v1(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: metadata.create_all(sync, tables=V1))
 
@@ -161,10 +172,15 @@ async def _v2(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[windows]))
 
 
+async def _v3(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[sessions]))
+
+
 # (version, what it does, how): append, never edit an applied one
 MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (1, "alerts, follow-up events, escalations, sent actions, offsets", _v1),
     (2, "feedback-windows snapshots (for the digest)", _v2),
+    (3, "login sessions", _v3),
 ]
 
 
@@ -523,6 +539,31 @@ class ReadModel:
                 root_cause=action.get("root_cause"),
             )
             await conn.execute(stmt.on_conflict_do_nothing())
+
+    # -- sessions (stream.inbox.auth.SessionStore) ---------------------------------------------
+
+    async def save_session(self, digest: str, user: str, csrf: str, expires_at: float) -> None:
+        async with self.engine.begin() as conn:
+            # expired sessions go as new ones come: the table holds the live ones and a few more
+            await conn.execute(sessions.delete().where(sessions.c.expires_at < time.time()))
+            await conn.execute(
+                sessions.insert().values(digest=digest, user=user, csrf=csrf, expires_at=expires_at)
+            )
+
+    async def load_session(self, digest: str) -> tuple[str, str, float] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sessions.c.user, sessions.c.csrf, sessions.c.expires_at).where(
+                        sessions.c.digest == digest
+                    )
+                )
+            ).first()
+        return None if row is None else (str(row[0]), str(row[1]), float(row[2]))
+
+    async def drop_session(self, digest: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sessions.delete().where(sessions.c.digest == digest))
 
     # -- queries ----------------------------------------------------------------------------
 

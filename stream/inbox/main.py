@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.common import SCHEMA_VERSION
 from stream.errors import ConfigurationError
-from stream.inbox.auth import Authority, load_users
+from stream.inbox.auth import Authority, MemorySessions, SessionStore, load_users
 from stream.inbox.db import ReadModel
 from stream.inbox.feed import BROKER_WAIT_S, Feed, FeedMetrics
 from stream.inbox.web import Inbox
@@ -25,8 +25,9 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def authority_from(settings: Settings) -> Authority:
-    """The users file's users and tokens, and the trusted-proxy mode if configured."""
+def authority_from(settings: Settings, sessions: SessionStore | None = None) -> Authority:
+    """The users file's users and tokens, the trusted-proxy mode if configured, and where the
+    sessions are kept (the read model's database; in this process only without one)."""
     if settings.inbox_users is None:
         raise ConfigurationError(
             "the inbox needs SURVEY_ALERTS_INBOX_USERS: a users file with argon2 password hashes "
@@ -36,14 +37,16 @@ def authority_from(settings: Settings) -> Authority:
         load_users(settings.inbox_users),
         trusted_header=settings.inbox_trusted_header,
         trusted_proxies=settings.inbox_trusted_proxies,
+        sessions=sessions if sessions is not None else MemorySessions(),
     )
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None, announce: Any = None) -> None:
     """Run the inbox until ``stop`` is set, or SIGTERM / SIGINT."""
-    authority = authority_from(settings)
+    authority_from(settings)  # a missing or bad users file is an error before anything starts
     model = ReadModel(settings.inbox_db)
     applied = await model.migrate()
+    authority = authority_from(settings, model)
     if applied:
         log.info("Inbox database: migrations %s applied", applied)
     registry = CollectorRegistry()

@@ -150,11 +150,11 @@ class Inbox:
         proxied = self.auth.from_proxy(request.headers, request.remote)
         if proxied is not None:  # single sign-on in front: a session of its own, for the CSRF token
             request[PRINCIPAL] = proxied
-            sid, session = self._proxy_session(request, proxied)
+            sid, session = await self._proxy_session(request, proxied)
             request["csrf"] = session.csrf
             request["new_sid"] = sid
         else:
-            session = self.auth.session(request.cookies.get(COOKIE))
+            session = await self.auth.session(request.cookies.get(COOKIE))
             if session is None:
                 if request.method != "GET":
                     return web.Response(status=403, text="log in first")
@@ -172,11 +172,11 @@ class Inbox:
             self._cookie(response, request["new_sid"])
         return response
 
-    def _proxy_session(self, request: web.Request, principal: Principal) -> tuple[str | None, Any]:
-        session = self.auth.session(request.cookies.get(COOKIE))
+    async def _proxy_session(self, request: web.Request, principal: Principal) -> tuple[str | None, Any]:
+        session = await self.auth.session(request.cookies.get(COOKIE))
         if session is not None and session.principal.user == principal.user:
             return None, session
-        return self.auth.open_session(principal)
+        return await self.auth.open_session(principal)
 
     def _cookie(self, response: web.StreamResponse, sid: str) -> None:
         response.set_cookie(
@@ -231,14 +231,14 @@ class Inbox:
                 "Inbox: a login failed"
             )  # never the name tried: it may be a password typed in the wrong box
             return self._login_form(request, 401, target, "Wrong user name or password.")
-        sid, _ = self.auth.open_session(principal)
+        sid, _ = await self.auth.open_session(principal)
         response = web.HTTPSeeOther(target)
         self._cookie(response, sid)
         log.info("Inbox: a user logged in")
         raise response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        self.auth.close_session(request.cookies.get(COOKIE))
+        await self.auth.close_session(request.cookies.get(COOKIE))
         response = web.HTTPSeeOther("/login")
         response.del_cookie(COOKIE, path="/")
         raise response

@@ -244,3 +244,43 @@ def test_an_agent_closes_the_loop_in_the_browser(stack: tuple[Service, Process, 
     logs = inbox.logs()
     for secret in ("sam-password", TOKEN, calm, "Waited"):
         assert secret not in logs
+
+
+def test_a_restart_of_the_inbox_keeps_people_logged_in(stack: tuple[Service, Process, str]) -> None:
+    """Sessions live in the inbox's database: after a restart the same cookie still opens the queue,
+    and the log-out button ends it."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+
+    _svc, inbox, base = stack
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def get(path: str) -> tuple[str, str]:
+        with browser.open(base + path, timeout=10) as resp:
+            return resp.geturl(), resp.read().decode()
+
+    _, form = get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    data = urllib.parse.urlencode(
+        {"username": "sam", "password": "sam-password", "csrf": token.group(1), "next": "/alerts"}
+    ).encode()
+    with browser.open(base + "/login", data=data, timeout=10) as resp:
+        assert resp.geturl().endswith("/alerts") and "Follow-ups" in resp.read().decode()
+
+    inbox.stop()
+    inbox.start()
+    wait_for(lambda: _up(base), 60, "the inbox to answer again")
+    url, page = get("/alerts")
+    assert url.endswith("/alerts") and "Follow-ups" in page, url  # not sent to the login page
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    with browser.open(
+        base + "/logout", data=urllib.parse.urlencode({"csrf": csrf.group(1)}).encode()
+    ) as resp:
+        assert "/login" in resp.geturl()
+    url, _ = get("/alerts")
+    assert "/login" in url

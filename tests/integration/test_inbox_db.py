@@ -100,7 +100,7 @@ def test_read_model(database: str) -> None:
     async def go() -> None:
         model = ReadModel(database)
         try:
-            assert await model.migrate() == [1, 2]
+            assert await model.migrate() == [1, 2, 3]
             assert await model.migrate() == []  # applied once
             assert await model.apply(RECORDS) == 7
             assert await model.apply(RECORDS) == 0  # a replay changes nothing
@@ -179,3 +179,50 @@ def test_a_rebuild_from_the_same_records_gives_the_same_pages(database: str, tmp
     first = run(pages(database, [whole]))
     again = run(pages(str(tmp_path / "rebuilt.db"), one_by_one))
     assert first == again and ("a-late", "open", NOW - 600, 1) in first
+
+
+def test_sessions_outlive_the_process_and_end_everywhere_at_logout(database: str, tmp_path: Path) -> None:
+    """Two inbox processes on one database (or one restarted) share the sessions; only digests of
+    the ids are stored; a logout, an expiry or a user removed from the file ends a session."""
+    from stream.inbox.auth import Authority, load_users, session_digest
+
+    users = tmp_path / "users.toml"
+    users.write_text('[users.sam]\nqueues = ["billing"]\n\n[users.rita]\nqueues = ["returns"]\n')
+
+    async def go() -> None:
+        first, second = ReadModel(database), ReadModel(database)
+        try:
+            await first.migrate()
+            now = [NOW]
+            a = Authority(load_users(users), sessions=first, clock=lambda: now[0])
+            b = Authority(load_users(users), sessions=second, clock=lambda: now[0])
+            sam = a.principal("sam")
+            assert sam is not None
+            sid, opened = await a.open_session(sam)
+            found = await b.session(sid)  # the other process (or this one after a restart)
+            assert found is not None and found.principal == sam and found.csrf == opened.csrf
+            async with first.engine.connect() as conn:
+                from sqlalchemy import text
+
+                stored = [tuple(r) for r in await conn.execute(text("SELECT digest, csrf FROM sessions"))]
+            assert stored == [(session_digest(sid), opened.csrf)]  # a digest, never the id
+            assert await b.session(sid + "x") is None and await b.session("") is None
+            await b.close_session(sid)
+            assert await a.session(sid) is None  # logged out everywhere
+
+            rita = a.principal("rita")
+            assert rita is not None
+            sid, _ = await a.open_session(rita)
+            users.write_text('[users.sam]\nqueues = ["billing", "returns"]\n')
+            c = Authority(load_users(users), sessions=second, clock=lambda: now[0])
+            assert await c.session(sid) is None  # rita is no longer in the file
+            sid, _ = await a.open_session(sam)
+            got = await c.session(sid)
+            assert got is not None and got.principal.queues == frozenset({"billing", "returns"})
+            now[0] += 13 * 3600  # past the session's 12 h
+            assert await c.session(sid) is None
+        finally:
+            await first.close()
+            await second.close()
+
+    run(go())
