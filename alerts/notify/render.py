@@ -76,6 +76,7 @@ class View:
     thread: str | None = None  # the alert a message belongs to (e-mail threading)
     body: str | None = None  # a report's Markdown (the digest)
     html: str | None = None  # a report's own HTML page, for e-mail
+    items: list[tuple[str, str | None]] = field(default_factory=list)  # a grouped message: line, link
 
     @property
     def badge(self) -> str:
@@ -107,6 +108,48 @@ def view_of(message_type: str, doc: dict[str, Any], inbox_url: str | None = None
             footer=str(doc.get("period", "")),
         )
     return _ops_view(doc)
+
+
+def group_view(message_type: str, docs: list[dict[str, Any]], inbox_url: str | None = None) -> View:
+    """One message for several documents of one queue (a destination's ``group_s``): a line each,
+    worst first, with a link to each alert and to the queue's page in the inbox."""
+    views = [view_of(message_type, doc, inbox_url) for doc in docs]
+    order = {"critical": 0, "warning": 1, "info": 2}
+    rows = sorted(zip(views, docs, strict=True), key=lambda vd: order.get(vd[0].severity or "", 3))
+    queue = next((str(d["queue"]) for d in docs if d.get("queue")), None)
+    what = "alerts" if message_type == "recovery_alert" else "escalations"
+    counts = {sev: sum(v.severity == sev for v in views) for sev in ("critical", "warning", "info")}
+    tally = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n)
+    where = f" in {queue}" if queue else ""
+    lines, items, pairs = [], [], []
+    for v, _doc in rows:
+        text = f"{v.badge} {v.summary}"
+        pairs.append((text, v.link))
+        lines.append(f"- {text}" + (f" ([open]({v.link}))" if v.link else ""))
+        anchor = f' <a href="{html.escape(v.link, quote=True)}">open</a>' if v.link else ""
+        items.append(f"<li>{html.escape(text)}{anchor}</li>")
+    link = f"{inbox_url.rstrip('/')}/alerts?queue={queue}" if inbox_url and queue else None
+    page = (
+        "<!doctype html><html><body style='font-family:sans-serif'>"
+        f"<h2>{html.escape(f'{len(docs)} {what}{where}')}</h2><p>{html.escape(tally)}</p>"
+        f"<ul>{''.join(items)}</ul>"
+        + (
+            f'<p><a href="{html.escape(link, quote=True)}">Open the queue in the inbox</a></p>'
+            if link
+            else ""
+        )
+        + "</body></html>"
+    )
+    return View(
+        title=f"{len(docs)} {what}{where}",
+        severity=rows[0][0].severity if rows else None,
+        summary=f"{len(docs)} {what}{where}: {tally}",
+        body="\n".join(lines),
+        html=page,
+        items=pairs,
+        link=link,
+        footer=f"survey-alerts · {what} of {queue or 'one queue'} gathered into one message",
+    )
 
 
 def _customer_bits(customer: dict[str, Any]) -> list[str]:
@@ -313,6 +356,11 @@ def mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _slack_url(url: str) -> str:
+    """A URL inside Slack's ``<url|text>``: the characters that would end it percent-encoded."""
+    return url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+
+
 def _to_mrkdwn(markdown: str) -> str:
     """Markdown headings, bold and tables as Slack shows them."""
     out = []
@@ -366,7 +414,13 @@ def slack_message(view: View) -> dict[str, Any]:
                 ],
             }
         )
-    if view.body:  # a report: its Markdown as mrkdwn sections
+    if view.items:  # a grouped message: a line per document, each with its link
+        lines = [
+            f"• {mrkdwn(text)}" + (f" <{_slack_url(link)}|open>" if link else "") for text, link in view.items
+        ]
+        for chunk in _chunks("\n".join(lines), SLACK_TEXT):
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+    elif view.body:  # a report: its Markdown as mrkdwn sections
         for chunk in _chunks(_to_mrkdwn(view.body), SLACK_TEXT):
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
     if view.comment:

@@ -19,6 +19,11 @@ A rules file may add::
 
     notify_default = ["crm"]
 
+    [destinations.billing-digest]
+    kind = "slack"
+    url_env = "SLACK_BILLING_DIGEST_URL"
+    group_s = 60                       # one message per queue and minute, listing its alerts
+
 Every rule whose named fields all match adds its destinations (``stop = true`` ends
 the search at that rule); a message no rule matches goes to ``notify_default``. A
 destination receives only the message ``types`` it lists (by default recovery alerts,
@@ -40,6 +45,8 @@ MATCH_FIELDS = ("type", "queue", "kind", "severity", "priority", "team", "source
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Sensible rates per kind: Slack allows about one message per second per webhook.
 DEFAULT_RATE = {"webhook": 50.0, "slack": 1.0, "teams": 1.0, "email": 5.0, "console": 1000.0}
+GROUPED_TYPES: tuple[MessageType, ...] = ("recovery_alert", "escalation")  # ops alerts: always at once
+MAX_GROUP = 25  # documents in one grouped message (more: several messages)
 DEFAULT_CONCURRENCY = {"webhook": 4, "slack": 1, "teams": 1, "email": 2, "console": 1}
 
 
@@ -78,6 +85,13 @@ class Destination(_Strict):
     rate_per_s: float | None = Field(None, gt=0, description="Most messages per second.")
     concurrency: int | None = Field(None, ge=1, le=64)
     timeout_s: float = Field(15.0, gt=0, le=120)
+    group_s: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description="Slack, Teams, e-mail, console: gather the alerts (and escalations) of one queue "
+        "for this many seconds into one message (0: a message each).",
+    )
 
     _lists = field_validator("to", "types", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
@@ -107,6 +121,11 @@ class Destination(_Strict):
             raise ValueError("give signing secrets as secrets_env or secrets_file, not both")
         if (self.secrets_env or self.secrets_file) and self.kind != "webhook":
             raise ValueError("signing secrets are for webhook destinations")
+        if self.group_s and self.kind == "webhook":
+            raise ValueError(
+                "group_s is for people's channels (slack, teams, email, console): a webhook gets each "
+                "document with its own webhook-id"
+            )
         return self
 
     @property

@@ -31,10 +31,13 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
+from alerts.ids import stable_id
 from alerts.notify.render import (
+    View,
     console_text,
     email_message,
     envelope,
+    group_view,
     slack_message,
     teams_message,
     view_of,
@@ -64,6 +67,23 @@ class Delivery:
     created_at: float | None = None  # the document's own time, for the delivery latency
 
 
+@dataclass
+class Group:
+    """Deliveries of one queue to one destination, sent as one message (its ``group_s``)."""
+
+    type: str
+    destination: str
+    members: list[Delivery]
+
+    @property
+    def id(self) -> str:
+        """The message's key (e-mail Message-ID): the same for the same members, in any order."""
+        return stable_id("grp", *sorted(d.id for d in self.members))
+
+    def view(self, inbox_url: str | None) -> View:
+        return group_view(self.type, [d.doc for d in self.members], inbox_url)
+
+
 class Sender(Protocol):
     """Delivers to one destination."""
 
@@ -71,6 +91,8 @@ class Sender(Protocol):
     kind: str
 
     async def send(self, delivery: Delivery) -> Outcome: ...
+
+    async def send_group(self, group: Group) -> Outcome: ...
 
     async def close(self) -> None: ...
 
@@ -154,9 +176,17 @@ class _Http:
     def body(self, delivery: Delivery, now: float) -> tuple[bytes, dict[str, str]]:
         raise NotImplementedError
 
+    def view_body(self, view: View) -> bytes:
+        """A person's channel: the message of a view (Slack, Teams)."""
+        raise NotImplementedError
+
     async def send(self, delivery: Delivery) -> Outcome:
-        now = time.time()
-        body, headers = self.body(delivery, now)
+        return await self._post(*self.body(delivery, time.time()))
+
+    async def send_group(self, group: Group) -> Outcome:
+        return await self._post(self.view_body(group.view(self.inbox_url)), {})
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> Outcome:
         headers = {"content-type": "application/json", "user-agent": USER_AGENT, **headers}
         try:
             response = await self.client.post(self._url.get_secret_value(), content=body, headers=headers)
@@ -191,6 +221,9 @@ class WebhookSender(_Http):
             headers["webhook-signature"] = signature(self.keys, delivery.id, stamp, body)
         return body, headers
 
+    async def send_group(self, group: Group) -> Outcome:  # the rules file refuses group_s for webhooks
+        return Outcome("rejected", detail="webhook deliveries are never grouped")
+
 
 class SlackSender(_Http):
     """A Slack incoming webhook: Block Kit."""
@@ -198,7 +231,10 @@ class SlackSender(_Http):
     kind = "slack"
 
     def body(self, delivery: Delivery, now: float) -> tuple[bytes, dict[str, str]]:
-        return orjson.dumps(slack_message(view_of(delivery.type, delivery.doc, self.inbox_url))), {}
+        return self.view_body(view_of(delivery.type, delivery.doc, self.inbox_url)), {}
+
+    def view_body(self, view: View) -> bytes:
+        return orjson.dumps(slack_message(view))
 
 
 class TeamsSender(_Http):
@@ -207,7 +243,10 @@ class TeamsSender(_Http):
     kind = "teams"
 
     def body(self, delivery: Delivery, now: float) -> tuple[bytes, dict[str, str]]:
-        return orjson.dumps(teams_message(view_of(delivery.type, delivery.doc, self.inbox_url))), {}
+        return self.view_body(view_of(delivery.type, delivery.doc, self.inbox_url)), {}
+
+    def view_body(self, view: View) -> bytes:
+        return orjson.dumps(teams_message(view))
 
 
 class EmailSender:
@@ -235,9 +274,11 @@ class EmailSender:
         return d.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[d.security]
 
     def message(self, delivery: Delivery) -> EmailMessage:
-        mail = email_message(
-            view_of(delivery.type, delivery.doc, self.inbox_url), delivery.id, self.name, self.domain
-        )
+        view = view_of(delivery.type, delivery.doc, self.inbox_url)
+        return self._message(view, delivery.id)
+
+    def _message(self, view: View, key: str) -> EmailMessage:
+        mail = email_message(view, key, self.name, self.domain)
         msg = EmailMessage()
         msg["From"] = str(self.dest.sender)
         msg["To"] = ", ".join(self.dest.to)
@@ -247,16 +288,22 @@ class EmailSender:
         if mail.references:
             msg["In-Reply-To"] = mail.references
             msg["References"] = mail.references
-        msg["X-Survey-Alerts-Delivery"] = delivery.id
+        msg["X-Survey-Alerts-Delivery"] = key
         msg.set_content(mail.text)
         msg.add_alternative(mail.html, subtype="html")
         return msg
 
     async def send(self, delivery: Delivery) -> Outcome:
+        return await self._send(self.message(delivery))
+
+    async def send_group(self, group: Group) -> Outcome:
+        return await self._send(self._message(group.view(self.inbox_url), group.id))
+
+    async def _send(self, message: EmailMessage) -> Outcome:
         d = self.dest
         try:
             errors, reply = await aiosmtplib.send(
-                self.message(delivery),
+                message,
                 hostname=d.smtp_host,
                 port=self.port,
                 use_tls=d.security == "tls",
@@ -292,7 +339,14 @@ class ConsoleSender:
         self.inbox_url = inbox_url
 
     async def send(self, delivery: Delivery) -> Outcome:
-        text = console_text(view_of(delivery.type, delivery.doc, self.inbox_url))
+        return self._print(view_of(delivery.type, delivery.doc, self.inbox_url))
+
+    async def send_group(self, group: Group) -> Outcome:
+        view = group.view(self.inbox_url)
+        return self._print(view, view.body)
+
+    def _print(self, view: View, more: str | None = None) -> Outcome:
+        text = console_text(view) + (f"\n{more}" if more else "")
         click.secho(f"[notify {self.name}] {text}", fg="magenta")
         return Outcome("delivered", detail="printed")
 

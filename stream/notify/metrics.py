@@ -47,6 +47,18 @@ class NotifierMetrics:
             ["destination"],
             registry=r,
         )
+        self.group_messages = Counter(
+            f"{PREFIX}_notification_group_messages",
+            "Grouped messages attempted (a destination's group_s), by destination.",
+            ["destination"],
+            registry=r,
+        )
+        self.grouped = Counter(
+            f"{PREFIX}_notification_grouped_deliveries",
+            "Deliveries attempted inside a grouped message, by destination.",
+            ["destination"],
+            registry=r,
+        )
         self.retries = Counter(
             f"{PREFIX}_notification_retries",
             "Deliveries scheduled for another attempt, by destination.",

@@ -31,9 +31,9 @@ from alerts.customer import from_epoch
 from alerts.ids import stable_id
 from alerts.notify.render import delivery_id, document_id, message_id
 from alerts.notify.retry import Outcome, RetryPolicy
-from alerts.notify.rules import Notifications, facts_of
+from alerts.notify.rules import GROUPED_TYPES, MAX_GROUP, Notifications, facts_of
 from schemas.common import SCHEMA_VERSION, format_timestamp, parse_timestamp
-from stream.notify.destinations import Delivery, Sender, fingerprint
+from stream.notify.destinations import Delivery, Group, Sender, fingerprint
 from stream.notify.metrics import NotifierMetrics
 from stream.notify.state import BROKER_WAIT_S, NotifierState
 from stream.security import aiokafka_options
@@ -57,20 +57,21 @@ def created_time(message_type: str, doc: dict[str, Any]) -> float | None:
 
 
 class Lane:
-    """One destination's queue: ``parallel`` attempts at once, at most ``rate`` per second."""
+    """One destination's queue: ``parallel`` attempts at once, at most ``rate`` per second
+    (a grouped message counts once)."""
 
     def __init__(self, rate: float, parallel: int) -> None:
         self.interval = 1.0 / rate
         self.parallel = parallel
-        self.queue: deque[Delivery] = deque()
+        self.queue: deque[Delivery | Group] = deque()
         self.ready = asyncio.Event()
         self.next_slot = 0.0
 
-    def put(self, d: Delivery) -> None:
+    def put(self, d: Delivery | Group) -> None:
         self.queue.append(d)
         self.ready.set()
 
-    async def take(self) -> Delivery:
+    async def take(self) -> Delivery | Group:
         while not self.queue:
             self.ready.clear()
             await self.ready.wait()
@@ -124,6 +125,9 @@ class Notifier:
         self.heap: list[tuple[float, str]] = []
         self.wake = asyncio.Event()
         self.inflight: set[str] = set()
+        # deliveries due to a destination with group_s, by (destination, type, queue): until when
+        # they gather, and who is in
+        self.gathering: dict[tuple[str, str, str], tuple[float, list[Delivery]]] = {}
         self.producer: Any = None
         self.consumer: Any = None
         self.state: NotifierState | None = None
@@ -154,6 +158,7 @@ class Notifier:
         # (again after a failure: what was queued is in the state topic, read below)
         self.assigned, self.heap, self.assignments = set(), [], 0
         self.inflight.clear()
+        self.gathering.clear()
         for lane in self.lanes.values():
             lane.queue.clear()
         kafka = aiokafka_options(s)
@@ -175,6 +180,9 @@ class Notifier:
         )
         for name, key in self.keys.items():
             self.metrics.disabled.labels(name).set(1 if key in self.state.disabled else 0)
+            if self.rules.destinations[name].group_s > 0:
+                self.metrics.group_messages.labels(name)
+                self.metrics.grouped.labels(name)
         self.consumer = AIOKafkaConsumer(
             group_id=s.notifier_group_id,
             enable_auto_commit=False,
@@ -374,28 +382,68 @@ class Notifier:
                     )
                     continue
                 self.inflight.add(did)
-                self.lanes[d.destination].put(d)
+                group_s = self.rules.destinations[d.destination].group_s
+                if group_s > 0 and d.type in GROUPED_TYPES:
+                    key = (d.destination, d.type, str(d.doc.get("queue") or ""))
+                    self.gathering.setdefault(key, (now + group_s, []))[1].append(d)
+                else:
+                    self.lanes[d.destination].put(d)
+            self._flush_groups(now)
             self.wake.clear()
             timeout = min(1.0, self.heap[0][0] - now) if self.heap else 1.0
+            if self.gathering:
+                timeout = min(timeout, min(at for at, _ in self.gathering.values()) - now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), max(0.001, timeout))
+
+    def _flush_groups(self, now: float) -> None:
+        """Hand each group whose time is up (or that is full) to its lane as one message."""
+        for key, (until, members) in list(self.gathering.items()):
+            if until > now and len(members) < MAX_GROUP:
+                continue
+            del self.gathering[key]
+            live = []
+            for d in members:  # a partition moved away meanwhile: the new owner sends its deliveries
+                if d.source in self.assigned:
+                    live.append(d)
+                else:
+                    self.inflight.discard(d.id)
+            for i in range(0, len(live), MAX_GROUP):
+                chunk = live[i : i + MAX_GROUP]
+                lane = self.lanes[key[0]]
+                lane.put(chunk[0] if len(chunk) == 1 else Group(key[1], key[0], chunk))
 
     async def _lane_worker(self, name: str) -> None:
         lane = self.lanes[name]
         while True:
-            d = await lane.take()
+            item = await lane.take()
+            members = item.members if isinstance(item, Group) else [item]
             try:
-                await self.attempt(d)
+                if isinstance(item, Group):
+                    await self.attempt_group(item)
+                else:
+                    await self.attempt(item)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the state topic is away: try again soon, nothing is lost
                 log.warning(
-                    "Delivery %s to %s: recording its outcome failed; tried again", d.id, name, exc_info=True
+                    "Delivery of %d to %s: recording the outcome failed; tried again",
+                    len(members),
+                    name,
+                    exc_info=True,
                 )
-                d.next_at = self.clock() + 5.0
-                self._schedule(d)
+                for d in members:
+                    d.next_at = self.clock() + 5.0
+                    self._schedule(d)
             finally:
-                self.inflight.discard(d.id)
+                assert self.state is not None
+                for d in members:
+                    self.inflight.discard(d.id)
+                    if d.id in self.state.pending:
+                        # rescheduled: if it came due while the rest of its group was settled, the
+                        # scheduler skipped it (in flight); offered again (a second heap entry is
+                        # harmless: the scheduler hands out a delivery only when not in flight)
+                        self._schedule(d)
 
     async def attempt(self, d: Delivery) -> Outcome | None:
         """One attempt of ``d``, and what follows from its outcome."""
@@ -412,14 +460,41 @@ class Notifier:
             return None
         sender = self.senders[name]
         started = time.monotonic()
+        outcome = await self._try(name, sender.send(d))
+        return await self._settle(d, outcome, time.monotonic() - started)
+
+    async def attempt_group(self, g: Group) -> Outcome | None:
+        """One attempt of a grouped message; each member takes its outcome as if sent alone."""
+        assert self.state is not None
+        name = g.destination
+        if self.keys[name] in self.state.disabled:
+            for d in g.members:
+                await self._final(
+                    d, "disabled", "destination_disabled", f"destination {name} is disabled", None
+                )
+            return None
+        started = time.monotonic()
+        outcome = await self._try(name, self.senders[name].send_group(g))
+        elapsed = time.monotonic() - started
+        self.metrics.grouped.labels(name).inc(len(g.members))
+        self.metrics.group_messages.labels(name).inc()
+        for d in g.members:
+            await self._settle(d, outcome, elapsed)
+        return outcome
+
+    async def _try(self, name: str, sending: Any) -> Outcome:
         try:
-            outcome = await asyncio.wait_for(sender.send(d), self.rules.destinations[name].timeout_s + 10)
+            return await asyncio.wait_for(sending, self.rules.destinations[name].timeout_s + 10)
         except TimeoutError:
-            outcome = Outcome("retry", detail="the attempt did not finish in time")
+            return Outcome("retry", detail="the attempt did not finish in time")
         except Exception as exc:  # an adapter's bug must not stop the lane: counted and retried
             log.warning("Delivery to %s raised %s", name, type(exc).__name__, exc_info=True)
-            outcome = Outcome("retry", detail=f"{type(exc).__name__} while sending")
-        elapsed = time.monotonic() - started
+            return Outcome("retry", detail=f"{type(exc).__name__} while sending")
+
+    async def _settle(self, d: Delivery, outcome: Outcome, elapsed: float) -> Outcome:
+        """What follows from one attempt's outcome for ``d``: recorded, retried or dead-lettered."""
+        assert self.state is not None
+        name = d.destination
         d.attempt += 1
         now = self.clock()
         m = self.metrics
@@ -444,7 +519,8 @@ class Notifier:
                 self._schedule(d)
         elif outcome.status == "disabled":
             self._log(d, outcome, elapsed, now)
-            await self._disable(name, outcome, now)
+            if self.keys[name] not in self.state.disabled:  # once, also for a group's members
+                await self._disable(name, outcome, now)
             await self._final(
                 d, "disabled", "destination_disabled", f"{name} answered 410: disabled", outcome
             )

@@ -387,3 +387,98 @@ def test_a_notifier_killed_while_retrying_delivers_everything_after_a_restart(
     finally:
         n.stop()
         svc.close()
+
+
+def test_a_destination_with_group_s_gets_one_message_per_queue(
+    kafka: LocalBroker, tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    """Alerts of one queue within ``group_s`` arrive as one Slack message listing each of them; a
+    failed attempt retries the group; every alert's own delivery is logged as delivered."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        """
+notify_default = ["room"]
+
+[[rules]]
+name = "team-queue"
+queue = "{team}"
+
+[destinations.room]
+kind = "slack"
+url_env = "ROOM_URL"
+group_s = 3
+"""
+    )
+    svc = Service(kafka, tmp_path, routing_rules=str(rules), inbox_url="https://inbox.example.com")
+    n = notifier_for(svc, {"ROOM_URL": receiver.url("/room")})
+    try:
+        svc.start()
+        n.start()
+        receiver.wait("/room", 1)  # the readiness probe's alert
+        time.sleep(1)
+        before = len(receiver.received("/room"))
+        receiver.plan("/room", Answer(500))  # the first grouped message fails once
+        ids: dict[str, set[str]] = {"billing": set(), "returns": set()}
+        customers = [
+            (uid("cust"), team) for team, count in (("billing", 6), ("returns", 2)) for _ in range(count)
+        ]
+        for cid, team in customers:  # within a second: well inside the 3 s
+            svc.producer.send(
+                svc.settings.survey_responses_topic, orjson.dumps(survey(cid, nps=1, team=team)), cid.encode()
+            )
+        svc.producer.flush()
+        for cid, team in customers:
+            (alert,) = svc.alerts_for(cid, 1)
+            assert alert["queue"] == team
+            ids[team].add(alert["alert_id"])
+        everyone = ids["billing"] | ids["returns"]
+
+        def delivered() -> list[Any]:
+            return [r for r in receiver.received("/room")[before:] if r.status == 200]
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+            any(i in r.body.decode() for r in delivered()) for i in everyone
+        ):
+            time.sleep(0.3)
+        messages = delivered()
+        bodies = [r.body.decode() for r in messages]
+        for r in receiver.received("/room")[before:]:
+            print("DEBUG", r.status, sorted(i[-6:] for i in everyone if i in r.body.decode()))
+        print(
+            "DEBUG billing",
+            sorted(i[-6:] for i in ids["billing"]),
+            "returns",
+            sorted(i[-6:] for i in ids["returns"]),
+        )
+        for team, members in ids.items():  # each queue's alerts in one message, with their links
+            (body,) = [b for b in bodies if members & {i for i in everyone if i in b}]
+            assert all(f"<https://inbox.example.com/alerts/{i}|open>" in body for i in members), body[:2000]
+            assert not (everyone - members) & {i for i in everyone if i in body}
+            assert f"{len(members)} alerts in {team}" in body
+        assert len(messages) == 2
+        assert [r.status for r in receiver.received("/room")[before:]].count(500) == 1
+
+        log = svc.read(
+            svc.settings.notification_deliveries_topic,
+            lambda rs: (
+                {
+                    orjson.loads(r.value)["alert_id"]
+                    for r in rs
+                    if orjson.loads(r.value)["status"] == "delivered"
+                }
+                >= everyone
+            ),
+        )
+        outcomes = [orjson.loads(r.value) for r in log if orjson.loads(r.value)["alert_id"] in everyone]
+        retried = {o["alert_id"] for o in outcomes if o["status"] == "retry"}
+        # the failed message was (part of) one queue's; its members went out again with the rest
+        assert retried and (retried <= ids["billing"] or retried <= ids["returns"])
+        text = metrics(n)
+        assert counter(text, "survey_alerts_notification_group_messages_total", destination="room") == 3
+        assert counter(text, "survey_alerts_notification_grouped_deliveries_total", destination="room") == (
+            len(everyone) + len(retried)
+        )
+    finally:
+        n.stop()
+        svc.close()

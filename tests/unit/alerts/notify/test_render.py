@@ -14,6 +14,7 @@ from alerts.notify.render import (
     delivery_id,
     email_message,
     envelope,
+    group_view,
     mrkdwn,
     slack_message,
     teams_message,
@@ -164,3 +165,44 @@ def test_every_message_type_renders_and_ids_are_per_document_and_destination() -
     body = envelope("recovery_alert", alert(), datetime(2026, 11, 22, 14, tzinfo=UTC))
     assert body["type"] == "recovery_alert" and body["timestamp"] == "2026-11-22T14:00:00Z"
     assert re.fullmatch(r"msg_[0-9a-f]{24}", delivery_id("recovery_alert", body["data"], "crm"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    comments=st.lists(st.text(max_size=300), min_size=2, max_size=25),
+    severities=st.lists(st.sampled_from(["critical", "warning", "info"]), min_size=25, max_size=25),
+)
+def test_a_grouped_message_lists_every_alert_worst_first_within_the_limits(
+    comments: list[str], severities: list[str]
+) -> None:
+    docs = [
+        alert(alert_id=f"alert_{i:04d}", queue="billing", severity=severities[i], comment=c)
+        for i, c in enumerate(comments)
+    ]
+    view = group_view("recovery_alert", docs, INBOX)
+    n = len(docs)
+    assert (
+        view.title == f"{n} alerts in billing"
+        and view.link == "https://inbox.example.com/alerts?queue=billing"
+    )
+    assert view.body is not None and view.html is not None
+    lines = view.body.splitlines()
+    assert len(lines) == n  # one line per alert, each with its own link
+    assert {re.search(r"/alerts/(alert_\d{4})\)\)$", line).group(1) for line in lines} == {  # type: ignore[union-attr]
+        d["alert_id"] for d in docs
+    }
+    rank = {"🔴": 0, "🟠": 1, "🔵": 2}
+    assert [rank[line[2]] for line in lines] == sorted(rank[line[2]] for line in lines)
+    tally = {sev: severities[:n].count(sev) for sev in ("critical", "warning", "info")}
+    assert view.summary == f"{n} alerts in billing: " + ", ".join(f"{c} {s}" for s, c in tally.items() if c)
+    assert view.severity == min(severities[:n], key=["critical", "warning", "info"].index)
+    # the customer's words are not in a one-line summary, and cannot inject markup anywhere
+    assert "<script" not in view.html.replace("&lt;script", "")
+    message = slack_message(view)
+    assert len(message["blocks"]) <= 50 and all(len(t) <= 3000 for t in slack_texts(message))
+    assert "billing" in message["text"]
+    card = teams_message(view)
+    assert len(orjson.dumps(card)) < 28_000
+    mail = email_message(view, "grp_1", "leads", "alerts.example.com")
+    assert mail.subject and f"{n} alerts in billing" in mail.subject
+    assert all(d["alert_id"] in mail.html for d in docs)

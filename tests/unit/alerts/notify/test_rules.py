@@ -108,6 +108,11 @@ def test_stop_ends_the_search_and_a_rule_can_match_on_kind_team_and_source() -> 
         ),
         ({"destinations": {"bad name!": {"kind": "console"}}}, "String should match pattern"),
         (
+            {"destinations": {"w": {"kind": "webhook", "url": "https://x", "group_s": 60}}},
+            "group_s is for people's channels",
+        ),
+        ({"destinations": {"s": {"kind": "slack", "url_env": "S", "group_s": -1}}}, "greater than or equal"),
+        (
             {"destinations": {"w": {"kind": "webhook", "url": "https://x", "types": ["nope"]}}},
             "Input should be",
         ),
