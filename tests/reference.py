@@ -113,3 +113,29 @@ def reference(
             if sums[(d, "frt")]:
                 out[(d, spec.name, "first_response_seconds")] = statistics.fmean(sums[(d, "frt")])
     return out
+
+
+Ref = dict[tuple[str, str, str], float | int | None]
+
+
+def snapshot_mismatches(records: list[Any], wanted: Ref, ref: Ref) -> list[str]:
+    """What the newest ``feedback-windows`` snapshots (``records``, Kafka records) get wrong of
+    ``wanted`` (reference values, ``reference()``'s keys), also counting the sample sizes in ``ref``."""
+    import orjson
+    import pytest
+
+    latest = {}
+    for r in records:
+        doc = orjson.loads(r.value)
+        latest[(r.key.decode(), doc["window"], doc["metric"])] = doc
+    bad = []
+    for (key, window, metric), expected in wanted.items():
+        got = latest.get((key, window, metric))
+        n = ref.get((key, window, metric + "#n"))
+        if got is None:
+            bad.append(f"{key} {window} {metric}: missing")
+        elif got["estimate"] != pytest.approx(expected) or (n is not None and got["responses"] != n):
+            bad.append(
+                f"{key} {window} {metric}: {got['estimate']} (n={got['responses']}) != {expected} (n={n})"
+            )
+    return bad

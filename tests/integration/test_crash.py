@@ -29,7 +29,7 @@ from stream.brokers import LocalBroker
 from stream.generate import Generator, Mix
 from stream.replay import replay_records, run
 from tests.integration.conftest import Service
-from tests.reference import reference
+from tests.reference import reference, snapshot_mismatches
 
 pytestmark = pytest.mark.integration
 EVENTS = 200_000
@@ -216,19 +216,7 @@ def test_three_crashes_lose_nothing_and_invent_nothing(kafka: LocalBroker, tmp_p
         assert len(wanted) > 100
 
         def mismatches(records: list[Any]) -> list[str]:
-            latest = {}
-            for r in records:
-                doc = orjson.loads(r.value)
-                latest[(r.key.decode(), doc["window"], doc["metric"])] = doc
-            bad = []
-            for k, value in wanted.items():
-                got = latest.get(k)
-                n = ref.get((k[0], k[1], k[2] + "#n"))
-                if got is None:
-                    bad.append(f"{k}: missing")
-                elif got["estimate"] != pytest.approx(value) or (n is not None and got["responses"] != n):
-                    bad.append(f"{k}: {got['estimate']} (n={got['responses']}) != {value} (n={n})")
-            return bad
+            return snapshot_mismatches(records, wanted, ref)
 
         try:
             svc.read(svc.settings.feedback_windows_topic, lambda rs: not mismatches(rs), timeout_s=120)

@@ -12,7 +12,7 @@ import pytest
 from stream.brokers import LocalBroker
 from stream.generate import Generator
 from tests.integration.conftest import Service
-from tests.reference import reference
+from tests.reference import reference, snapshot_mismatches
 
 pytestmark = pytest.mark.integration
 
@@ -37,13 +37,6 @@ def test_snapshots_equal_the_reference_after_a_crash_mid_stream(kafka: LocalBrok
         tickets = [orjson.loads(m.value) for m in messages if m.stream == "ticket"]
         ref = reference(surveys, tickets, svc.settings.window_specs())
 
-        def latest(records: list[object]) -> dict[tuple[str, str, str], dict[str, object]]:
-            out = {}
-            for r in records:
-                doc = orjson.loads(r.value)  # type: ignore[attr-defined]
-                out[(r.key.decode(), doc["window"], doc["metric"])] = doc  # type: ignore[attr-defined]
-            return out
-
         wanted = {
             (key, window, metric): expected
             for (key, window, metric), expected in ref.items()
@@ -52,19 +45,7 @@ def test_snapshots_equal_the_reference_after_a_crash_mid_stream(kafka: LocalBrok
         assert len(wanted) > 100
 
         def mismatches(records: list[object]) -> list[str]:
-            snaps = latest(records)
-            bad = []
-            for (key, window, metric), expected in wanted.items():
-                got = snaps.get((key, window, metric))
-                n = ref.get((key, window, metric + "#n"))
-                if got is None:
-                    bad.append(f"{key} {window} {metric}: missing")
-                elif got["estimate"] != pytest.approx(expected) or (n is not None and got["responses"] != n):
-                    bad.append(
-                        f"{key} {window} {metric}: {got['estimate']} (n={got['responses']}) "
-                        f"!= {expected} (n={n})"
-                    )
-            return bad
+            return snapshot_mismatches(records, wanted, ref)
 
         # snapshots keep coming every second; wait until they have caught up with the stream
         try:
