@@ -172,6 +172,32 @@ def service(kafka: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
     svc.close()
 
 
+def listening(pid: int) -> set[tuple[str, int]]:
+    """The (address, port)s a process listens on over TCP, from /proc (its sockets' inodes)."""
+    import ipaddress
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table, size in (("tcp", 4), ("tcp6", 16)):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            # /proc prints each 32-bit word in host (little-endian) order
+            packed = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
+            found.add((str(ipaddress.ip_address(packed)), int(port, 16)))
+    return found
+
+
 class Process:
     """Another survey-alerts process (the notifier, the inbox) beside a worker, with the worker's settings."""
 

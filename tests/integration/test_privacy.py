@@ -3,7 +3,8 @@
 A worker, the notifier (webhook and Slack to a local receiver) and the inbox run on generated
 traffic with comments, e-mail addresses and key accounts, plus malformed records, an API call
 with a token and a failed login. Then every log line they wrote (INFO) and every /metrics page
-is searched for every customer id, comment text, e-mail address and secret of the run.
+is searched for every customer id, comment text, e-mail address and secret of the run; and
+every socket the three listen on is on the loopback interface.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from stream.brokers import LocalBroker, free_port
 from stream.generate import Generator, Mix
 from stream.inbox.auth import hash_password, hash_token
 from tests.factories import survey, ticket
-from tests.integration.conftest import Process, Service
+from tests.integration.conftest import Process, Service, listening
 from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.integration
@@ -177,6 +178,13 @@ queues = ["billing", "triage"]
                 if not address.endswith(("@example.com",)):  # the service's own sender address
                     found.append(f"{where}: e-mail address {address!r}")
         assert not found, "\n".join(found[:40])
+
+        # and every HTTP endpoint of the three listens on the loopback interface only
+        for proc in (svc.proc, notifier.proc, inbox.proc):
+            assert proc is not None
+            addresses = listening(proc.pid)
+            assert addresses, "no listening socket found"
+            assert {host for host, _ in addresses} <= {"127.0.0.1", "::1"}, addresses
     finally:
         inbox.stop()
         notifier.stop()
