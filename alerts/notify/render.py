@@ -13,6 +13,7 @@ import html
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -128,7 +129,7 @@ def group_view(message_type: str, docs: list[dict[str, Any]], inbox_url: str | N
         lines.append(f"- {text}" + (f" ([open]({v.link}))" if v.link else ""))
         anchor = f' <a href="{html.escape(v.link, quote=True)}">open</a>' if v.link else ""
         items.append(f"<li>{html.escape(text)}{anchor}</li>")
-    link = f"{inbox_url.rstrip('/')}/alerts?queue={queue}" if inbox_url and queue else None
+    link = f"{inbox_url.rstrip('/')}/alerts?{urlencode({'queue': queue})}" if inbox_url and queue else None
     page = (
         "<!doctype html><html><body style='font-family:sans-serif'>"
         f"<h2>{html.escape(f'{len(docs)} {what}{where}')}</h2><p>{html.escape(tally)}</p>"
