@@ -22,6 +22,14 @@ from stream.topics import ensure_topics
 from tests.factories import raw, survey, uid
 
 
+def spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``survey-alerts worker`` as a subprocess with ``env``, its output to ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 class Service:
     """A worker subprocess with its own topics and consumer group, and helpers to talk to it."""
 
@@ -58,13 +66,7 @@ class Service:
     def start(self, ready: bool = True) -> None:
         """Start the worker; with ``ready``, wait until a probe comes back (not behind a backlog)."""
         self.starts += 1
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = spawn_worker(self.env, self.log)
         if ready:
             self.wait_ready()
 
@@ -95,15 +97,20 @@ class Service:
     def send_ticket(self, doc: dict[str, Any]) -> None:
         self.send(self.settings.ticket_events_topic, raw(doc), doc["customer_id"].encode())
 
-    def read(self, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 60.0) -> list[Any]:
-        """Records of ``topic`` from the beginning, once ``until(records)`` holds."""
-        consumer = KafkaConsumer(
-            topic,
+    def consumer(self, *topics: str, idle_ms: int = 500) -> KafkaConsumer:
+        """A consumer of ``topics`` from the beginning, in no group; iterating it stops after
+        ``idle_ms`` without a record."""
+        return KafkaConsumer(
+            *topics,
             bootstrap_servers=self.broker.bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
-            consumer_timeout_ms=500,
+            consumer_timeout_ms=idle_ms,
         )
+
+    def read(self, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 60.0) -> list[Any]:
+        """Records of ``topic`` from the beginning, once ``until(records)`` holds."""
+        consumer = self.consumer(topic)
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         try:
@@ -136,13 +143,7 @@ class Service:
 
     def read_all(self, topics: list[str], settle_s: float = 3.0) -> list[Any]:
         """Every record of ``topics`` once nothing new arrived for ``settle_s``."""
-        consumer = KafkaConsumer(
-            *topics,
-            bootstrap_servers=self.broker.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            consumer_timeout_ms=int(settle_s * 1000),
-        )
+        consumer = self.consumer(*topics, idle_ms=int(settle_s * 1000))
         try:
             return list(consumer)
         finally:

@@ -61,13 +61,7 @@ class Probes:
         )
 
     def _tail(self) -> None:
-        consumer = KafkaConsumer(
-            self.svc.settings.recovery_alerts_topic,
-            bootstrap_servers=self.svc.broker.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            consumer_timeout_ms=200,
-        )
+        consumer = self.svc.consumer(self.svc.settings.recovery_alerts_topic, idle_ms=200)
         try:
             while not self.stop.is_set():
                 for r in consumer:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from alerts.ids import stable_id
 from stream.brokers import LocalBroker
@@ -250,13 +250,7 @@ class Actions(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        consumer = KafkaConsumer(
-            self.svc.settings.recovery_alerts_topic,
-            bootstrap_servers=self.svc.broker.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            consumer_timeout_ms=200,
-        )
+        consumer = self.svc.consumer(self.svc.settings.recovery_alerts_topic, idle_ms=200)
         producer = KafkaProducer(bootstrap_servers=self.svc.broker.bootstrap, acks="all", linger_ms=5)
         try:
             while not self.stop.is_set():

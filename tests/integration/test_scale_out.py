@@ -23,7 +23,7 @@ from stream.brokers import LocalBroker, free_port
 from stream.generate import Generator, Message
 from stream.partitioning import partition_for
 from stream.state import by_key, merged_key_partition, window_key_partition
-from tests.integration.conftest import Service
+from tests.integration.conftest import Service, spawn_worker
 
 pytestmark = pytest.mark.integration
 
@@ -177,13 +177,7 @@ class Peer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90) -> None:
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = spawn_worker(self.env, self.log)
         deadline = time.monotonic() + timeout_s
         while b"Worker ready" not in self.log.read_bytes():
             assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-3000:]
