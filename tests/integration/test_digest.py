@@ -118,7 +118,13 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
             nps = goals["nps"]["value"]
             same = nps is not None and abs(nps - ref[("overall:all", "7d", "nps")]) < 1e-6
             contacted = goals["time_to_contact_seconds"]["n"] == len(followed)
-            return dict(got) if same and resolved == len(ROOT_CAUSES) and contacted else None
+            # every category's snapshot in too (they come apart from the overall one)
+            categories = {r["driver"] for r in got["risks"]} == {
+                k.split(":", 1)[1]
+                for (k, w, m) in ref
+                if k.startswith("category:") and w == "7d" and m == "nps"
+            }
+            return dict(got) if same and resolved == len(ROOT_CAUSES) and contacted and categories else None
 
         deadline = time.monotonic() + 240  # the read model catches up with the last snapshots
         got = None
