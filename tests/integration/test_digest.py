@@ -111,6 +111,12 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
         ref = reference(surveys, tickets, svc.settings.window_specs())
         until = (datetime.now(UTC) + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
 
+        reference_drivers = {
+            key.split(":", 1)[1]
+            for key, window, metric in ref
+            if key.startswith("category:") and window == "7d" and metric == "nps"
+        }
+
         def settled() -> dict[str, Any] | None:
             got = json.loads(digest(svc, db, until, "json"))
             goals = {g["metric"]: g for g in got["goals"]}
@@ -119,11 +125,7 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
             same = nps is not None and abs(nps - ref[("overall:all", "7d", "nps")]) < 1e-6
             contacted = goals["time_to_contact_seconds"]["n"] == len(followed)
             # every category's snapshot in too (they come apart from the overall one)
-            categories = {r["driver"] for r in got["risks"]} == {
-                k.split(":", 1)[1]
-                for (k, w, m) in ref
-                if k.startswith("category:") and w == "7d" and m == "nps"
-            }
+            categories = {r["driver"] for r in got["risks"]} == reference_drivers
             return dict(got) if same and resolved == len(ROOT_CAUSES) and contacted and categories else None
 
         deadline = time.monotonic() + 240  # the read model catches up with the last snapshots
