@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from faust.types import Message
@@ -25,12 +25,10 @@ from agents.intake import utc_now
 from alerts.pipeline import VERSION_HEADER
 from alerts.snapshots import snapshot_records, trend_alerts
 from stream.metrics import Metrics
-from stream.pacing import Pacer
 from stream.settings import Settings
-from stream.state import SEP, Changelog, Outbox, WindowStore, merged_key_partition
-
-if TYPE_CHECKING:
-    from stream.app import SurveyApp
+from stream.worker.pacing import Pacer
+from stream.worker.runtime import StageRuntime
+from stream.worker.state import SEP, Changelog, Outbox, WindowStore, merged_key_partition
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +244,7 @@ class MergeAgent:
         await out.deliver()  # the merged table's changelog, before the batch is acked
 
 
-def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) -> Snapshots:
+def install_aggregate(app: StageRuntime, settings: Settings, windows: WindowStore) -> Snapshots:
     """Declare the partials topic, the merge agent and the two timers on ``app``."""
     partials = app.topic(
         settings.partials_topic,
@@ -263,7 +261,7 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
     snapshots = Snapshots(table, settings, app.metrics)
     interval = settings.snapshot_interval_s
 
-    @app.timer(interval, name="publish-window-partials")  # type: ignore[untyped-decorator]
+    @app.timer(interval, name="publish-window-partials")
     async def publish() -> None:
         await publish_partials(windows, app.outbox(), settings.partials_topic)
 
@@ -276,14 +274,14 @@ def install_aggregate(app: SurveyApp, settings: Settings, windows: WindowStore) 
         except Exception:  # the consumer raises it when it settles the batch
             log.warning("a merge failed while partitions were revoked", exc_info=True)
 
-    app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(_revoked)
 
     async def _moved(sender: Any, *args: Any, **kwargs: Any) -> None:
         snapshots.view = None  # rebuilt from the table once it is restored
 
-    app.on_partitions_assigned.connect(_moved)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(_moved)
 
-    @app.timer(interval, name="emit-window-snapshots")  # type: ignore[untyped-decorator]
+    @app.timer(interval, name="emit-window-snapshots")
     async def emit() -> None:
         if snapshots.view is None and (app.in_recovery or app.sweeping(table)):
             return  # the merged table is still being restored, or cleared of partitions given away

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 from faust.types import Message
@@ -32,15 +32,13 @@ from alerts.followup import (
 from alerts.pipeline import VERSION_HEADER, Record, dead_letter_emit
 from schemas.inputs import FollowupAction
 from schemas.validate import Rejection, parse
+from stream.kafka.partitioning import owner_function
 from stream.metrics import Metrics
-from stream.outputs import OutputGate
-from stream.pacing import Pacer
-from stream.partitioning import owner_function
 from stream.settings import Settings
-from stream.state import Changelog, Outbox, by_key, compact
-
-if TYPE_CHECKING:
-    from stream.app import SurveyApp
+from stream.worker.outputs import OutputGate
+from stream.worker.pacing import Pacer
+from stream.worker.runtime import StageRuntime
+from stream.worker.state import Changelog, Outbox, by_key, compact
 
 ACTION_FIELDS = set(FollowupAction.model_fields)
 
@@ -283,7 +281,7 @@ class FollowUpAgent:
         self.summaries = None
 
 
-def install_followup(app: SurveyApp, settings: Settings, send: Send, gate: OutputGate) -> FollowUpAgent:
+def install_followup(app: StageRuntime, settings: Settings, send: Send, gate: OutputGate) -> FollowUpAgent:
     """Declare the follow-up topics, table, batch agent and SLA timer on ``app``."""
     actions = app.topic(settings.followup_actions_topic, key_serializer="raw", value_serializer="raw")
     internal = app.topic(
@@ -314,11 +312,11 @@ def install_followup(app: SurveyApp, settings: Settings, send: Send, gate: Outpu
     async def _moved(sender: Any, *args: Any, **kwargs: Any) -> None:
         agent.forget()
 
-    app.on_partitions_revoked.connect(_moved)  # type: ignore[arg-type]
-    app.on_partitions_assigned.connect(_moved)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(_moved)
+    app.on_partitions_assigned.connect(_moved)
     app.batch_agent(actions, internal)(agent)
 
-    @app.timer(settings.followup_check_interval_s, name="followup-sla")  # type: ignore[untyped-decorator]
+    @app.timer(settings.followup_check_interval_s, name="followup-sla")
     async def sla() -> None:
         started = time.perf_counter()
         await agent.check()

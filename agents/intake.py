@@ -14,21 +14,19 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 from faust.types import Message
 
-from alerts.pipeline import VERSION_HEADER, BatchResult, Pipeline, Record, Topics
+from alerts.pipeline import VERSION_HEADER, BatchResult, Pipeline, Record
+from stream.kafka.topics import service_topics
 from stream.metrics import Metrics
-from stream.outputs import OutputGate, source
-from stream.partitioning import owner_function
+from stream.pipeline import pipeline_from
 from stream.settings import Settings
-from stream.state import CustomerStore, Outbox, WindowStore, by_key, window_key_partition
-from stream.topics import service_topics
-
-if TYPE_CHECKING:
-    from stream.app import SurveyApp
+from stream.worker.outputs import OutputGate, source
+from stream.worker.runtime import StageRuntime
+from stream.worker.state import CustomerStore, Outbox, WindowStore, by_key, window_key_partition
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes | None, bytes, int | None, list[tuple[str, bytes]]], Awaitable[Any]]
@@ -212,28 +210,7 @@ class IntakeAgent:
             self.metrics.alert_latency.observe(max(0.0, now - cause))
 
 
-def pipeline_from(settings: Settings) -> Pipeline:
-    """The intake's pipeline as ``settings`` configure it (topics, policy, routing, partitions)."""
-    topics = Topics(
-        survey_responses=settings.survey_responses_topic,
-        ticket_events=settings.ticket_events_topic,
-        rekey=settings.rekey_topic,
-        recovery_alerts=settings.recovery_alerts_topic,
-        dlq=settings.dlq_topic,
-        escalations_prefix=settings.escalations_prefix,
-        followups=settings.followups_topic,
-    )
-    return Pipeline(
-        topics,
-        settings.policy(),
-        owner_function(settings.partitions),
-        settings.router(),
-        settings.ticket_wait_s,
-        settings.max_message_bytes,
-    )
-
-
-def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Send, OutputGate]:
+def install_intake(app: StageRuntime, settings: Settings) -> tuple[IntakeAgent, Send, OutputGate]:
     """Declare the intake topics and table on ``app`` and register the batch agent.
 
     Returns the agent, a ``send`` for other stages, and the gate their outputs pass
@@ -315,9 +292,9 @@ def install_intake(app: SurveyApp, settings: Settings) -> tuple[IntakeAgent, Sen
         windows.forget({tp.partition for tp in revoked if tp.topic in app.batch_handlers})
         agent.forget_held()
 
-    app.on_partitions_revoked.connect(_forget)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(_forget)
 
-    @app.timer(max(0.5, settings.ticket_wait_s / 4), name="release-held-surveys")  # type: ignore[untyped-decorator]
+    @app.timer(max(0.5, settings.ticket_wait_s / 4), name="release-held-surveys")
     async def _release() -> None:
         await agent.release_held()
 

@@ -3,6 +3,8 @@
 No I/O lives here. ``schemas.validate`` turns raw bytes into a model or a
 ``Rejection`` that names the field at fault; ``schemas.export`` writes the
 committed JSON Schema files under ``schemas/json``.
+
+May import: pydantic and orjson; nothing of the project.
 """
 
 from schemas.common import SCHEMA_VERSION

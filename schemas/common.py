@@ -81,3 +81,13 @@ class OutputModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     schema_version: int = SCHEMA_VERSION
+
+
+def epoch_or_none(value: Any) -> float | None:
+    """Epoch seconds of an RFC 3339 timestamp string; None for anything else (a missing or bad field)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_timestamp(value).timestamp()
+    except ValueError:
+        return None

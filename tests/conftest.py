@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.brokers import ApacheKafka, LocalBroker
+from stream.tools.brokers import ApacheKafka, LocalBroker
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def kafka() -> Iterator[LocalBroker]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
     """A PostgreSQL server on loopback for the session; yields its URL."""
-    from tests.postgres import Postgres
+    from tests.support.postgres import Postgres
 
     pg = Postgres()
     pg.start()

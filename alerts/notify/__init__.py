@@ -3,5 +3,8 @@
 ``rules`` reads the destinations and notify rules of the routing rules file; ``render``
 builds each destination kind's body (Standard Webhooks envelope, Slack Block Kit,
 Teams Adaptive Card, e-mail); ``retry`` classifies answers and spaces out attempts.
-The runtime that consumes the output topics and delivers is ``stream.notify``.
+The senders are ``stream.destinations``; the process that consumes the output topics and
+delivers is ``stream.notifier``.
+
+May import: ``schemas`` and ``alerts``.
 """

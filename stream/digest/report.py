@@ -11,7 +11,7 @@ from markupsafe import Markup
 from alerts.digest import Digest, Thresholds, build, fmt, money
 from stream.digest import charts
 from stream.errors import ConfigurationError
-from stream.inbox.db import ReadModel
+from stream.readmodel.db import ReadModel
 from stream.settings import Settings
 
 

@@ -18,11 +18,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry, Gauge
 
-from stream.inbox.db import ReadModel
+from stream.kafka.security import aiokafka_options
+from stream.kafka.topics import Outputs
 from stream.metrics import PREFIX
-from stream.security import aiokafka_options
+from stream.readmodel.db import ReadModel
 from stream.settings import Settings
-from stream.topics import output_pattern
+from stream.supervise import supervise
 
 log = logging.getLogger(__name__)
 BROKER_WAIT_S = 60.0
@@ -69,19 +70,20 @@ class Feed:
         self.settings = settings
         self.model = model
         self.metrics = metrics
-        s = settings
-        self.kinds = {
-            s.recovery_alerts_topic: "alert",
-            s.followup_events_topic: "event",
-            s.feedback_windows_topic: "window",
-        }
-        self.pattern = output_pattern(settings, self.kinds)
+        self.outputs = Outputs(
+            settings,
+            {
+                "recovery_alerts_topic": "alert",
+                "followup_events_topic": "event",
+                "feedback_windows_topic": "window",
+            },
+        )
         self.consumer: Any = None
         self.applied = 0
         self.caught_up = False
 
     def kind_of(self, topic: str) -> str:
-        return self.kinds.get(topic) or "escalation"
+        return self.outputs.kind_of(topic) or "escalation"
 
     async def seek(self, assigned: set[TopicPartition]) -> None:
         positions = await self.model.positions()
@@ -94,17 +96,11 @@ class Feed:
 
     async def run_supervised(self, stop: asyncio.Event) -> None:
         """``run`` again after any failure, with a growing pause: the page stays up meanwhile."""
-        pause = 1.0
-        while not stop.is_set():
-            try:
-                await self.run(stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("The inbox's feed failed; it starts again in %.0f s", pause)
-                self.caught_up = False
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 60.0)
+
+        def failed() -> None:
+            self.caught_up = False
+
+        await supervise(self.run, stop, "The inbox's feed", on_failure=failed)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set."""
@@ -116,7 +112,7 @@ class Feed:
             max_poll_records=1000,
             **aiokafka_options(self.settings),
         )
-        self.consumer.subscribe(pattern=self.pattern, listener=_Seek(self))
+        self.consumer.subscribe(pattern=self.outputs.pattern, listener=_Seek(self))
         await asyncio.wait_for(self.consumer.start(), BROKER_WAIT_S)
         try:
             while not stop.is_set():

@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 from schemas.common import SCHEMA_VERSION
 from stream.errors import ConfigurationError
 from stream.inbox.auth import Authority, MemorySessions, SessionStore, load_users
-from stream.inbox.db import ReadModel
 from stream.inbox.feed import BROKER_WAIT_S, Feed, FeedMetrics
 from stream.inbox.web import Inbox
-from stream.security import aiokafka_options
+from stream.kafka.security import aiokafka_options
+from stream.readmodel.db import ReadModel
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)

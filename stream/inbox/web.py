@@ -30,7 +30,7 @@ from alerts.notify.render import money
 from schemas.common import format_timestamp
 from schemas.inputs import FollowupAction
 from stream.inbox.auth import Authority, Principal
-from stream.inbox.db import ReadModel
+from stream.readmodel.db import ReadModel
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from alerts.scores import answer_stats
 from alerts.snapshots import snapshot_records
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.state import WindowStore
-from tests.fakes import Outbox, Sent, Table
+from stream.worker.state import WindowStore
+from tests.support.fakes import Outbox, Sent, Table
 
 SETTINGS = Settings(app_id="unit", partitions=2, windows="24h,7d", window_buckets=24)
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)

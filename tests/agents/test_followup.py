@@ -14,11 +14,11 @@ from faust.types.tuples import ConsumerMessage
 from agents.followup import FollowUpAgent
 from alerts.pipeline import Pipeline, Record, Topics
 from alerts.policy import AlertPolicy
+from stream.kafka.partitioning import owner_function
 from stream.metrics import Metrics
-from stream.partitioning import owner_function
 from stream.settings import Settings
-from tests.factories import raw, survey
-from tests.fakes import Outbox, Sent, Table
+from tests.support.factories import raw, survey
+from tests.support.fakes import Outbox, Sent, Table
 
 SETTINGS = Settings(app_id="unit", partitions=4)
 NOW = datetime(2026, 11, 22, 14, tzinfo=UTC)

@@ -13,12 +13,12 @@ from faust.types.tuples import ConsumerMessage
 from agents.intake import IntakeAgent
 from alerts.pipeline import Pipeline, Topics
 from alerts.policy import AlertPolicy
-from stream.app import create_app
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.state import CustomerStore
-from tests.factories import raw, survey, ticket
-from tests.fakes import Outbox, Sent, Table
+from stream.worker.main import create_app
+from stream.worker.state import CustomerStore
+from tests.support.factories import raw, survey, ticket
+from tests.support.fakes import Outbox, Sent, Table
 
 TOPICS = Topics("survey-responses", "ticket-events", "rekey", "recovery-alerts", "feedback-dlq")
 

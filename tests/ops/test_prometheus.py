@@ -26,13 +26,13 @@ import yaml
 
 from schemas.inputs import SurveyResponse, TicketEvent
 from schemas.validate import Rejection, parse
-from stream.brokers import LocalBroker, free_port
-from stream.generate import Generator, Mix
 from stream.inbox.auth import hash_password
-from tests.factories import uid
-from tests.integration.conftest import Process, Service
-from tests.receivers import HttpReceiver
-from tests.reference import reference
+from stream.tools.brokers import LocalBroker, free_port
+from stream.tools.generate import Generator, Mix
+from tests.support.factories import uid
+from tests.support.receivers import HttpReceiver
+from tests.support.reference import reference
+from tests.support.services import Process, Service
 
 pytestmark = pytest.mark.integration
 OPS = Path(__file__).parents[2] / "ops"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from alerts.customer import MAX_SEEN_EVENTS, MAX_TICKETS, CustomerState
 from schemas.inputs import SurveyResponse, TicketEvent
-from tests.factories import survey, ticket
+from tests.support.factories import survey, ticket
 
 
 def ev(**kw: object) -> TicketEvent:

@@ -6,7 +6,7 @@ from alerts.customer import CustomerState, to_epoch
 from alerts.feedback import answer_dims, ticket_stats
 from alerts.scores import F
 from schemas.inputs import SurveyResponse, TicketEvent
-from tests.factories import survey, ticket
+from tests.support.factories import survey, ticket
 
 
 def fold(*docs: dict[str, object]) -> tuple[CustomerState, list[list[float] | None]]:

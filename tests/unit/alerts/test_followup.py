@@ -24,7 +24,7 @@ from alerts.followup import (
 from alerts.pipeline import Pipeline, Record, Topics
 from alerts.policy import AlertPolicy
 from schemas.outputs import FollowupEvent
-from tests.factories import raw, survey, ticket
+from tests.support.factories import raw, survey, ticket
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 POLICY = FollowUpPolicy(renotify_s=600, max_notices=2, lead_queue="{queue}-lead")

@@ -15,7 +15,7 @@ from alerts.customer import CustomerState
 from alerts.pipeline import KIND_HEADER, ORIGIN_HEADER, BatchResult, Pipeline, Record, Topics, interleave
 from alerts.policy import AlertPolicy
 from schemas.outputs import DeadLetter, Escalation, RecoveryAlert
-from tests.factories import raw, survey, ticket
+from tests.support.factories import raw, survey, ticket
 
 TOPICS = Topics("survey-responses", "ticket-events", "rekey", "recovery-alerts", "feedback-dlq")
 NOW = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)

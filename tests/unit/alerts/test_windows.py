@@ -18,7 +18,7 @@ from alerts.policy import AlertPolicy
 from alerts.scores import answer_stats, values
 from alerts.windows import PartitionWindows, merged_stats, parse_windows
 from schemas.common import format_timestamp
-from tests.factories import raw
+from tests.support.factories import raw
 
 TOPICS = Topics("s", "t", "rekey", "alerts", "dlq")
 SPECS = parse_windows("1h,6h", buckets=12)

@@ -6,7 +6,7 @@ import pytest
 
 from schemas.inputs import FollowupAction, SurveyResponse, TicketEvent
 from schemas.validate import Rejection, parse
-from tests.factories import raw, survey, ticket
+from tests.support.factories import raw, survey, ticket
 
 
 def _reject(model: type, payload: bytes) -> Rejection:

@@ -20,7 +20,7 @@ from alerts.notify.render import (
     teams_message,
     view_of,
 )
-from stream.notify.cli import sample
+from stream.destinations.direct import sample
 
 INBOX = "https://inbox.example.com/"
 

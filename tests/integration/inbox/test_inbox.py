@@ -1,0 +1,279 @@
+"""The follow-up inbox end to end, in headless Chromium, against a worker on Apache Kafka.
+
+Log in, see the alerts generated detractors raised, open one, mark it contacted and resolve it
+with a root cause, watch its state change when the worker's followup-events come back, see an
+overdue one highlighted, and be refused another queue. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from stream.inbox.auth import hash_password, hash_token
+from stream.tools.brokers import LocalBroker, free_port
+from tests.support.browser import chromium, screenshot
+from tests.support.factories import survey, ticket, uid
+from tests.support.services import Process, Service, inbox_process
+
+pytestmark = pytest.mark.integration
+TOKEN = "crm-token-for-the-tests-0123456789"
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.3)
+
+
+def http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url, data=data, headers=headers or {}, method="POST" if data is not None else "GET"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def stack(kafka: LocalBroker, tmp_path: Path) -> Iterator[tuple[Service, Process, str]]:
+    users = tmp_path / "users.toml"
+    users.write_text(
+        f"""
+[users.sam]
+name = "Sam Lee"
+password_hash = "{hash_password("sam-password")}"
+queues = ["billing", "billing-lead"]
+
+[users.rita]
+password_hash = "{hash_password("rita-password")}"
+queues = ["returns"]
+
+[tokens.crm]
+token_sha256 = "{hash_token(TOKEN)}"
+queues = ["billing"]
+"""
+    )
+    # critical alerts are due in 3 s, so one goes overdue while the test watches; warnings in a day
+    svc = Service(
+        kafka, tmp_path, sla_critical_minutes="0.05", sla_tier_factors="{}", followup_check_interval_s="1"
+    )
+    port = free_port()
+    inbox = inbox_process(svc, tmp_path / "inbox.db", users, port)
+    try:
+        svc.start()
+        inbox.start()
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _up(base), 60, "the inbox to answer")
+        yield svc, inbox, base
+    finally:
+        inbox.stop()
+        svc.close()
+
+
+def _up(base: str) -> bool:
+    try:
+        return http(base + "/health")[0] == 200
+    except OSError:
+        return False
+
+
+def test_an_agent_closes_the_loop_in_the_browser(stack: tuple[Service, Process, str]) -> None:
+    svc, inbox, base = stack
+    calm, urgent, elsewhere = uid("cust"), uid("cust"), uid("cust")
+    svc.send_ticket(
+        ticket(calm, "t-1", "created", team="billing", customer_tier="gold", account_value=82_000.0)
+    )
+    svc.send_survey(
+        survey(calm, "r-1", nps=6, ticket_id="t-1", comment="Waited <b>40 minutes</b> on the phone.")
+    )
+    svc.send_survey(survey(urgent, "r-2", nps=1, team="billing"))
+    svc.send_survey(survey(elsewhere, "r-3", nps=2, team="returns"))
+    # NPS 1 is critical: due in 3 s, so overdue while the test watches; the gold customer's NPS 6 is
+    # critical too (a key account), but it is contacted in time
+    calm_alert = svc.alerts_for(calm, 1)[0]
+    urgent_alert = svc.alerts_for(urgent, 1)[0]
+    other_alert = svc.alerts_for(elsewhere, 1)[0]
+    driver = chromium()
+    try:
+        driver.get(base + "/alerts")
+        assert "/login" in driver.current_url
+        driver.find_element(By.NAME, "username").send_keys("sam")
+        driver.find_element(By.NAME, "password").send_keys("wrong")
+        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_for(lambda: "Wrong user name or password" in driver.page_source, 10, "the login error")
+        driver.find_element(By.NAME, "username").send_keys("sam")
+        driver.find_element(By.NAME, "password").send_keys("sam-password")
+        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_for(lambda: driver.current_url.endswith("/alerts"), 10, "the queue after logging in")
+
+        def rows() -> dict[str, Any]:
+            driver.get(base + "/alerts?status=")
+            return {
+                link.get_attribute("href").rsplit("/", 1)[1]: link.find_element(By.XPATH, "ancestor::tr")
+                for link in driver.find_elements(By.CSS_SELECTOR, "table.queue td a")
+            }
+
+        found = wait_for(
+            lambda: (r := rows()) and {calm_alert["alert_id"], urgent_alert["alert_id"]} <= set(r) and r,
+            what="both billing alerts in the queue",
+        )
+        assert other_alert["alert_id"] not in found  # another queue's alert is not listed
+        overdue = wait_for(
+            lambda: "overdue" in rows()[urgent_alert["alert_id"]].get_attribute("class"),
+            60,
+            "the overdue highlight",
+        )
+        assert overdue
+        row = rows()[urgent_alert["alert_id"]]
+        assert "OVERDUE" in row.text
+        assert "KEY" in rows()[calm_alert["alert_id"]].text  # gold, $82,000: a key account stands out
+        screenshot(driver, "inbox-queue")
+
+        driver.get(f"{base}/alerts/{calm_alert['alert_id']}")
+        page = driver.find_element(By.TAG_NAME, "main").text
+        for needed in (
+            "gold",
+            "$82,000",
+            "Waited <b>40 minutes</b> on the phone.",
+            "t-1",
+            "OPEN TICKETS",
+            "RECENT SCORES",
+        ):
+            assert needed in page, needed
+        driver.find_element(By.CSS_SELECTOR, "button[value=contacted]").click()
+        wait_for(lambda: "?sent=contacted" in driver.current_url, 10, "the page after sending")
+        assert "Sent: contacted" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+
+        def status() -> str:
+            driver.get(f"{base}/alerts/{calm_alert['alert_id']}")
+            return str(driver.find_element(By.CSS_SELECTOR, ".head .status").text)
+
+        wait_for(lambda: status() == "contacted", 60, "the worker to confirm 'contacted'")
+        assert "contacted by sam" in driver.find_element(By.CSS_SELECTOR, "ol.history").text
+        Select(driver.find_element(By.NAME, "root_cause")).select_by_visible_text("late delivery")
+        driver.find_element(By.CSS_SELECTOR, "form.resolve input[name=note]").send_keys(
+            "Credited the delivery fee."
+        )
+        driver.find_element(By.CSS_SELECTOR, "button[value=resolved]").click()
+        wait_for(lambda: status() == "resolved", 60, "the worker to confirm 'resolved'")
+        history = driver.find_element(By.CSS_SELECTOR, "ol.history").text
+        assert "resolved by sam" in history and "root cause: late delivery" in history
+        assert "Credited the delivery fee." in history
+        screenshot(driver, "inbox-alert-resolved")
+
+        driver.get(f"{base}/alerts/{other_alert['alert_id']}")
+        assert "You are not in queue returns" in driver.page_source
+        driver.get(f"{base}/alerts?queue=returns")
+        assert "You are not in queue returns" in driver.page_source
+        screenshot(driver, "inbox-refused")
+
+        def escalations() -> bool:
+            driver.get(base + "/escalations")
+            return calm_alert["alert_id"] in driver.page_source
+
+        # the key account's escalation, linked to its alert (its queue's topic is found within seconds)
+        wait_for(escalations, 60, "the key account's escalation")
+        screenshot(driver, "inbox-escalations")
+
+        # a POST without this session's CSRF token is refused, with or without the session cookie
+        cookie = driver.get_cookie("survey_alerts_session")
+        assert cookie is not None and cookie["httpOnly"]
+        forged = http(
+            f"{base}/alerts/{urgent_alert['alert_id']}/actions",
+            b"type=contacted&csrf=guess",
+            {
+                "Cookie": f"survey_alerts_session={cookie['value']}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        assert forged[0] == 403
+    finally:
+        driver.quit()
+
+    # the JSON API: token auth, the same list, detail and actions
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert http(base + "/api/v1/alerts")[0] == 401
+    status_code, body = http(base + "/api/v1/alerts?status=", headers=auth)
+    listed = json.loads(body)
+    assert status_code == 200 and {a["alert_id"] for a in listed["alerts"]} >= {urgent_alert["alert_id"]}
+    assert all(a["queue"] == "billing" for a in listed["alerts"])
+    code, body = http(
+        f"{base}/api/v1/alerts/{urgent_alert['alert_id']}/actions",
+        json.dumps({"type": "resolved"}).encode(),
+        {**auth, "Content-Type": "application/json"},
+    )
+    assert code == 400 and "root cause" in body
+    code, body = http(
+        f"{base}/api/v1/alerts/{urgent_alert['alert_id']}/actions",
+        json.dumps({"type": "contacted", "note": "called from the CRM"}).encode(),
+        {**auth, "Content-Type": "application/json"},
+    )
+    assert code == 202 and json.loads(body)["action"]["actor"] == "token:crm"
+
+    def api_status() -> str:
+        code, body = http(f"{base}/api/v1/alerts/{urgent_alert['alert_id']}", headers=auth)
+        assert code == 200, (code, body)
+        return str(json.loads(body)["status"])
+
+    wait_for(lambda: api_status() == "contacted", 60, "the API's action to come back")
+    assert http(f"{base}/api/v1/alerts/{other_alert['alert_id']}", headers=auth)[0] == 403
+    logs = inbox.logs()
+    for secret in ("sam-password", TOKEN, calm, "Waited"):
+        assert secret not in logs
+
+
+def test_a_restart_of_the_inbox_keeps_people_logged_in(stack: tuple[Service, Process, str]) -> None:
+    """Sessions live in the inbox's database: after a restart the same cookie still opens the queue,
+    and the log-out button ends it."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+
+    _svc, inbox, base = stack
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def get(path: str) -> tuple[str, str]:
+        with browser.open(base + path, timeout=10) as resp:
+            return resp.geturl(), resp.read().decode()
+
+    _, form = get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    data = urllib.parse.urlencode(
+        {"username": "sam", "password": "sam-password", "csrf": token.group(1), "next": "/alerts"}
+    ).encode()
+    with browser.open(base + "/login", data=data, timeout=10) as resp:
+        assert resp.geturl().endswith("/alerts") and "Follow-ups" in resp.read().decode()
+
+    inbox.stop()
+    inbox.start()
+    wait_for(lambda: _up(base), 60, "the inbox to answer again")
+    url, page = get("/alerts")
+    assert url.endswith("/alerts") and "Follow-ups" in page, url  # not sent to the login page
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    with browser.open(
+        base + "/logout", data=urllib.parse.urlencode({"csrf": csrf.group(1)}).encode()
+    ) as resp:
+        assert "/login" in resp.geturl()
+    url, _ = get("/alerts")
+    assert "/login" in url

@@ -1,0 +1,228 @@
+"""The inbox's read model on SQLite and on a real PostgreSQL: upserts by id, replays change nothing,
+events in any order, the queries of the pages, and a rebuild equal to the original."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.destinations.direct import sample
+from stream.readmodel.db import ReadModel
+
+pytestmark = pytest.mark.integration
+NOW = 1_795_000_000.0
+
+
+def stamp(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def alert(alert_id: str, queue: str, due: float, severity: str = "critical", **extra: Any) -> dict[str, Any]:
+    doc = sample("recovery_alert", "x")
+    doc.update(
+        alert_id=alert_id,
+        queue=queue,
+        team=queue,
+        severity=severity,
+        created_at=stamp(due - 3600),
+        follow_up_due_at=stamp(due),
+        **extra,
+    )
+    return doc
+
+
+def event(alert_id: str, kind: str, status: str, at: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"fue-{alert_id}-{kind}-{at}",
+        "alert_id": alert_id,
+        "type": kind,
+        "status": status,
+        "at": stamp(at),
+        "actor": None if kind in ("opened", "overdue") else "sam",
+        "queue": "billing",
+        "team": "billing",
+        "customer_id": "c",
+        "follow_up_due_at": None,
+        **extra,
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "inbox.db")
+        return
+    base: str = request.getfixturevalue("postgres")
+    name = "inbox_" + uuid.uuid4().hex[:8]
+
+    async def create() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(base.replace("postgresql://", "postgres://"))
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    asyncio.run(create())
+    yield base.rsplit("/", 1)[0] + "/" + name
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+RECORDS = [
+    ("event", "followup-events", 0, 0, event("a-late", "opened", "open", NOW - 7200)),
+    ("alert", "recovery-alerts", 0, 0, alert("a-late", "billing", NOW - 600)),  # the event came first
+    ("alert", "recovery-alerts", 1, 0, alert("a-soon", "billing", NOW + 600, "warning")),
+    ("alert", "recovery-alerts", 1, 1, alert("a-other", "returns", NOW + 60)),
+    ("event", "followup-events", 1, 0, event("a-soon", "contacted", "contacted", NOW - 100)),
+    (
+        "event",
+        "followup-events",
+        1,
+        1,
+        event("a-soon", "acknowledged", "acknowledged", NOW - 200),
+    ),  # older: no change
+    ("escalation", "escalations.billing", 0, 0, {**sample("escalation", "x"), "queue": "billing"}),
+    ("alert", "recovery-alerts", 0, 1, None),  # not JSON: only the offset moves
+]
+
+
+def test_read_model(database: str) -> None:
+    async def go() -> None:
+        model = ReadModel(database)
+        try:
+            assert await model.migrate() == [1, 2, 3]
+            assert await model.migrate() == []  # applied once
+            assert await model.apply(RECORDS) == 7
+            assert await model.apply(RECORDS) == 0  # a replay changes nothing
+            foreign = [
+                ("alert", "recovery-alerts", 2, 0, {**alert("x" * 500, "billing", NOW), "score": "high"}),
+                ("event", "followup-events", 2, 0, {"event_id": "e" * 300, "alert_id": "a", "at": "x"}),
+            ]
+            assert await model.apply(foreign) == 0  # skipped, and the offsets still move on
+            assert await model.positions() == {
+                ("recovery-alerts", 0): 2,
+                ("recovery-alerts", 1): 2,
+                ("followup-events", 0): 1,
+                ("followup-events", 1): 2,
+                ("escalations.billing", 0): 1,
+                ("recovery-alerts", 2): 1,
+                ("followup-events", 2): 1,
+            }
+            billing = frozenset({"billing"})
+            page = await model.page(billing, NOW, status=None)
+            assert [r["alert_id"] for r in page.rows] == [
+                "a-late",
+                "a-soon",
+            ]  # by due time; returns not visible
+            assert [r["overdue"] for r in page.rows] == [True, False] and page.overdue == 1
+            assert page.rows[1]["status"] == "contacted"  # the newest event says the status
+            waiting = await model.page(billing, NOW, status="waiting")  # "to contact": a-soon was contacted
+            assert waiting.total == 1
+            assert (await model.page(None, NOW, overdue=True, status=None)).total == 1
+            assert (await model.page(None, NOW, severity="warning", status=None)).total == 1
+            assert (await model.page(None, NOW, queue="returns", status=None)).total == 1
+            detail = await model.alert("a-soon", NOW)
+            assert [e["type"] for e in detail["events"]] == ["acknowledged", "contacted"]
+            assert await model.alert("nope", NOW) is None
+            await model.record_sent(
+                {"action_id": "act_1", "alert_id": "a-late", "type": "resolved", "actor": "sam"}
+            )
+            pending = await model.alert("a-late", NOW)
+            assert [s["type"] for s in pending["sent"]] == ["resolved"]
+            assert (
+                orjson.loads(orjson.dumps(pending))["sent"][0]["actor"] == "sam"
+            )  # plain str keys: the API's JSON
+            resolved = event(
+                "a-late", "resolved", "resolved", NOW, root_cause="late courier", action_id="act_1"
+            )
+            await model.apply([("event", "followup-events", 0, 1, resolved)])
+            late = await model.alert("a-late", NOW)
+            assert (late["status"], late["root_cause"], late["sent"]) == ("resolved", "late courier", [])
+            reopened = event("a-late", "reopened", "reopened", NOW + 10, follow_up_due_at=stamp(NOW + 14_400))
+            await model.apply([("event", "followup-events", 0, 2, reopened)])
+            assert (await model.alert("a-late", NOW))["due_at"] == NOW + 14_400  # the new due time
+            assert [e["queue"] for e in await model.escalation_page(billing)] == ["billing"]
+            assert await model.escalation_page(frozenset({"returns"})) == []
+            assert await model.queues(None) == ["billing", "returns"]
+            assert (await model.sizes())["alerts"] == 3
+        finally:
+            await model.close()
+
+    run(go())
+
+
+def test_a_rebuild_from_the_same_records_gives_the_same_pages(database: str, tmp_path: Path) -> None:
+    async def pages(url: str, batches: list[list[Any]]) -> list[Any]:
+        model = ReadModel(url)
+        try:
+            await model.migrate()
+            for batch in batches:
+                await model.apply(batch)
+            page = await model.page(None, NOW, status=None)
+            return [(r["alert_id"], r["status"], r["due_at"], r["notices"]) for r in page.rows]
+        finally:
+            await model.close()
+
+    overdue = event("a-late", "overdue", "open", NOW - 500, notice=1)
+    whole = [*RECORDS, ("event", "followup-events", 0, 1, overdue)]
+    one_by_one = [[r] for r in whole]
+    first = run(pages(database, [whole]))
+    again = run(pages(str(tmp_path / "rebuilt.db"), one_by_one))
+    assert first == again and ("a-late", "open", NOW - 600, 1) in first
+
+
+def test_sessions_outlive_the_process_and_end_everywhere_at_logout(database: str, tmp_path: Path) -> None:
+    """Two inbox processes on one database (or one restarted) share the sessions; only digests of
+    the ids are stored; a logout, an expiry or a user removed from the file ends a session."""
+    from stream.inbox.auth import Authority, load_users, session_digest
+
+    users = tmp_path / "users.toml"
+    users.write_text('[users.sam]\nqueues = ["billing"]\n\n[users.rita]\nqueues = ["returns"]\n')
+
+    async def go() -> None:
+        first, second = ReadModel(database), ReadModel(database)
+        try:
+            await first.migrate()
+            now = [NOW]
+            a = Authority(load_users(users), sessions=first, clock=lambda: now[0])
+            b = Authority(load_users(users), sessions=second, clock=lambda: now[0])
+            sam = a.principal("sam")
+            assert sam is not None
+            sid, opened = await a.open_session(sam)
+            found = await b.session(sid)  # the other process (or this one after a restart)
+            assert found is not None and found.principal == sam and found.csrf == opened.csrf
+            async with first.engine.connect() as conn:
+                from sqlalchemy import text
+
+                stored = [tuple(r) for r in await conn.execute(text("SELECT digest, csrf FROM sessions"))]
+            assert stored == [(session_digest(sid), opened.csrf)]  # a digest, never the id
+            assert await b.session(sid + "x") is None and await b.session("") is None
+            await b.close_session(sid)
+            assert await a.session(sid) is None  # logged out everywhere
+
+            rita = a.principal("rita")
+            assert rita is not None
+            sid, _ = await a.open_session(rita)
+            users.write_text('[users.sam]\nqueues = ["billing", "returns"]\n')
+            c = Authority(load_users(users), sessions=second, clock=lambda: now[0])
+            assert await c.session(sid) is None  # rita is no longer in the file
+            sid, _ = await a.open_session(sam)
+            got = await c.session(sid)
+            assert got is not None and got.principal.queues == frozenset({"billing", "returns"})
+            now[0] += 13 * 3600  # past the session's 12 h
+            assert await c.session(sid) is None
+        finally:
+            await first.close()
+            await second.close()
+
+    run(go())

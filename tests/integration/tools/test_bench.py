@@ -1,0 +1,67 @@
+"""``survey-alerts bench`` runs end to end (tiny sizes: this checks the tool, not the speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stream.tools.brokers import LocalBroker
+
+pytestmark = pytest.mark.integration
+
+KEYS = {
+    "events",
+    "service_events_per_s",
+    "raw_events_per_s",
+    "faust_bare_events_per_s",
+    "faust_naive_events_per_s",
+    "p50_ms",
+    "p99_ms",
+    "rss_mb",
+    "restart_s",
+    "latency_settle_s",
+    "intake_inprocess_events_per_s",
+    "floor_events_per_s",
+}
+
+
+def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "bench",
+            "--broker",
+            kafka.url,
+            "--events",
+            "3000",
+            "--baseline-events",
+            "1000",
+            "--naive-events",
+            "300",
+            "--state-customers",
+            "2000",
+            "--latency-rate",
+            "200",
+            "--latency-seconds",
+            "3",
+            "--workers",
+            "2",  # the full pipeline's run with two workers in one group; the rest with the first
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) >= KEYS
+    assert result["events"] == 3000 and result["state_customers"] == 2000 and result["service_workers"] == 2
+    assert [k for k in sorted(KEYS) if not result[k] > 0] == [], result
+    assert set(result["floor_us_per_event"]) == {"decode", "validate", "partition", "state", "changelog"}
+    assert result["latency_main_thread_ran_pct"] >= 0 and result["latency_main_thread_cpu_wait_pct"] >= 0
+    assert "the service's full pipeline" in done.stderr  # progress went to stderr

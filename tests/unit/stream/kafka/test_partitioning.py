@@ -1,0 +1,34 @@
+"""The fast murmur2 and the partitioner built on it agree with aiokafka's reference."""
+
+from __future__ import annotations
+
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as reference
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream.kafka.partitioning import murmur2, owner_function, partition_for
+from stream.worker.delivery import default_partition
+
+
+@given(st.binary(max_size=600))
+def test_murmur2_equals_the_byte_at_a_time_reference(data: bytes) -> None:
+    assert murmur2(data) == reference(data)
+
+
+@given(st.binary(min_size=1, max_size=80), st.integers(1, 64))
+def test_keys_land_where_the_default_partitioner_puts_them(key: bytes, n: int) -> None:
+    expected = DefaultPartitioner()(key, list(range(n)), list(range(n)))
+    assert partition_for(key, n) == expected == default_partition(key, n)
+
+
+@given(st.text(min_size=1, max_size=60), st.integers(1, 64))
+def test_a_customer_is_owned_by_its_key_partition(customer_id: str, n: int) -> None:
+    assert owner_function(n)(customer_id) == partition_for(customer_id.encode(), n)
+
+
+def test_known_values_from_the_java_client() -> None:
+    # org.apache.kafka.common.utils.Utils.murmur2 test vectors (UtilsTest.testMurmur2)
+    cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536}
+    for data, java in cases.items():
+        assert murmur2(data) == java & 0xFFFFFFFF
