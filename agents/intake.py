@@ -187,8 +187,7 @@ class IntakeAgent:
         async def first() -> None:
             if previous_first is not None:
                 await previous_first  # a failure before this batch is its failure too
-            if sent:
-                await asyncio.gather(*sent)
+            await outputs.wait(sent)
             self._observe_latency(causes)
 
         first_done = self.first = asyncio.ensure_future(first())
@@ -238,9 +237,9 @@ def install_intake(app: StageRuntime, settings: Settings) -> tuple[IntakeAgent, 
 
     async def declare(topic: str) -> None:
         """Create a queue first used now (rules may name queues by team)."""
-        await app.topic(topic, partitions=settings.partitions).declare()
+        await app.within("topic creation", app.topic(topic, partitions=settings.partitions).declare())
         # its metadata, so records with a key can be placed on their partition
-        await app.kafka_producer().partitions_for(topic)
+        await app.within("topic metadata", app.kafka_producer().partitions_for(topic))
 
     gate = OutputGate(
         settings.dlq_topic, settings.max_message_bytes, app.metrics, declare, service_topics(settings)

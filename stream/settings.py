@@ -79,6 +79,24 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(30.0, gt=1, description="Kafka consumer group session timeout.")
     rebalance_timeout_s: float = Field(30.0, gt=1, description="Most a rebalance may wait for members.")
     max_poll_records: int = Field(2000, ge=1, description="Most records handed to one batch.")
+    producer_request_timeout_s: float = Field(
+        30.0, gt=0, description="How long a produce request may wait for the broker before it is retried."
+    )
+    broker_deadline_s: float = Field(
+        120.0,
+        gt=0,
+        description="Longest any flush, send, commit or topic creation may wait for the broker; past it the"
+        " process logs an ERROR and exits for its supervisor to restart it.",
+    )
+    shutdown_timeout_s: float = Field(
+        45.0, gt=0, description="Longest a graceful stop (SIGTERM) may take before the process exits anyway."
+    )
+    stall_s: float = Field(
+        60.0, gt=0, description="Input waiting and no offset committed for this long: the process is stalled."
+    )
+    stall_restart_s: float = Field(
+        180.0, gt=0, description="Stalled for this long, the process exits non-zero for a restart."
+    )
 
     windows: str = Field("1h,24h,7d", description="Rolling window sizes (s, m, h, d, w units).")
     window_buckets: int = Field(24, ge=1, le=1440, description="Buckets per window (its time resolution).")
@@ -232,6 +250,19 @@ class Settings(BaseSettings):
             )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("mutual TLS needs both SURVEY_ALERTS_SSL_CERTFILE and SURVEY_ALERTS_SSL_KEYFILE")
+        return self
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Settings:
+        # a deadline is a last resort: it must leave the client's own timeouts room to work
+        floor = max(self.producer_request_timeout_s, self.session_timeout_s, self.rebalance_timeout_s)
+        if self.broker_deadline_s <= floor:
+            raise ValueError(
+                f"SURVEY_ALERTS_BROKER_DEADLINE_S ({self.broker_deadline_s:g}) must exceed the Kafka clients'"
+                f" own timeouts (request, session and rebalance: {floor:g} s)"
+            )
+        if self.stall_restart_s < self.stall_s:
+            raise ValueError("SURVEY_ALERTS_STALL_RESTART_S must be at least SURVEY_ALERTS_STALL_S")
         return self
 
     @property

@@ -32,7 +32,7 @@ async def compute(settings: Settings, until: float, period_s: float, now: float 
     window = window_for(settings, period_s)
     model = ReadModel(settings.inbox_db)
     try:
-        await model.migrate()
+        await model.require_current()
         start, before = until - period_s, until - 2 * period_s
         current = await model.period(start, until)
         previous = await model.period(before, start)

@@ -24,6 +24,7 @@ from stream.metrics import PREFIX
 from stream.readmodel.db import ReadModel
 from stream.settings import Settings
 from stream.supervise import supervise
+from stream.watchdog import ConsumerOffsets, Offsets
 
 log = logging.getLogger(__name__)
 BROKER_WAIT_S = 60.0
@@ -81,6 +82,7 @@ class Feed:
         self.consumer: Any = None
         self.applied = 0
         self.caught_up = False
+        self.progress = ConsumerOffsets()  # what is applied, for the watchdog
 
     def kind_of(self, topic: str) -> str:
         return self.outputs.kind_of(topic) or "escalation"
@@ -93,6 +95,10 @@ class Feed:
                 await self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, stored)
+
+    async def progress_read(self) -> tuple[Offsets, Offsets] | None:
+        """Offsets applied and end offsets, for the watchdog (of the consumer running now)."""
+        return await self.progress.read()
 
     async def run_supervised(self, stop: asyncio.Event) -> None:
         """``run`` again after any failure, with a growing pause: the page stays up meanwhile."""
@@ -114,6 +120,8 @@ class Feed:
         )
         self.consumer.subscribe(pattern=self.outputs.pattern, listener=_Seek(self))
         await asyncio.wait_for(self.consumer.start(), BROKER_WAIT_S)
+        self.progress = ConsumerOffsets()
+        self.progress.consumer = self.consumer
         try:
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=500)
@@ -143,6 +151,7 @@ class Feed:
                     (kind, tp.topic, tp.partition, r.offset, doc if isinstance(doc, dict) else None)
                 )
         await self.model.apply(records)
+        self.progress.finished(batch)  # in the read model, with its offsets
         self.applied += len(records)
         self.metrics.applied.set(self.applied)
         offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "") for tp, recs in batch.items() if recs}

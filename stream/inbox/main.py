@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from schemas.common import SCHEMA_VERSION
+from stream.deadline import stopping
 from stream.errors import ConfigurationError
 from stream.inbox.auth import Authority, MemorySessions, SessionStore, load_users
 from stream.inbox.feed import BROKER_WAIT_S, Feed, FeedMetrics
@@ -21,6 +22,7 @@ from stream.inbox.web import Inbox
 from stream.kafka.security import aiokafka_options
 from stream.readmodel.db import ReadModel
 from stream.settings import Settings
+from stream.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +65,24 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, announce:
         )
         await asyncio.wait_for(future, 30)  # aiokafka can wait for ever while the broker is away
 
-    inbox = Inbox(settings, model, authority, send_action, registry, ready=lambda: feed.caught_up)
+    watchdog = Watchdog(
+        "The inbox's feed", feed.progress_read, settings.stall_s, settings.stall_restart_s, registry=registry
+    )
+    inbox = Inbox(
+        settings,
+        model,
+        authority,
+        send_action,
+        registry,
+        ready=lambda: feed.caught_up and not watchdog.stalled,
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(
         RuntimeError, NotImplementedError, ValueError
     ):  # not the main thread: caller stops
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping(stop, settings.shutdown_timeout_s))
     runner = web.AppRunner(inbox.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.inbox_host, settings.inbox_port).start()
@@ -79,10 +91,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, announce:
     if announce is not None:
         announce(url)
     feeding = asyncio.ensure_future(feed.run_supervised(stop))
+    watching = asyncio.ensure_future(watchdog.run())
     try:
         await stop.wait()
     finally:
         stop.set()
+        watching.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(feeding, 30)
         await runner.cleanup()

@@ -11,11 +11,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from alerts.notify.rules import Notifications
+from stream.deadline import stopping
 from stream.destinations.senders import build_senders
 from stream.errors import ConfigurationError
 from stream.notifier.metrics import NotifierMetrics
 from stream.notifier.service import Notifier
 from stream.settings import Settings
+from stream.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,19 @@ def in_worker(settings: Settings, registry: CollectorRegistry) -> list[Notifier]
     return [notifier_from(settings, registry)] if settings.notify_in_worker else []
 
 
-def web_app(notifier: Notifier) -> web.Application:
+def notifier_watchdog(notifier: Notifier) -> Watchdog:
+    """The standalone notifier's progress watchdog (in the worker's process, the worker's own watches)."""
+    s = notifier.settings
+    return Watchdog(
+        "The notifier",
+        notifier.progress_read,
+        s.stall_s,
+        s.stall_restart_s,
+        registry=notifier.metrics.registry,
+    )
+
+
+def web_app(notifier: Notifier, watchdog: Watchdog | None = None) -> web.Application:
     """``/metrics``, ``/health`` (the process answers) and ``/ready`` (consuming, partitions assigned)."""
     registry = notifier.metrics.registry
 
@@ -51,12 +65,15 @@ def web_app(notifier: Notifier) -> web.Application:
         return web.json_response({"status": "ok"})
 
     async def ready(request: web.Request) -> web.Response:
+        stalled = watchdog is not None and watchdog.stalled
+        ready = notifier.ready and not stalled
         body: dict[str, Any] = {
-            "ready": notifier.ready,
+            "ready": ready,
             "partitions": len(notifier.assigned),
             "pending": len(notifier.state.pending) if notifier.state else None,
+            "stalled": stalled,
         }
-        return web.json_response(body, status=200 if notifier.ready else 503)
+        return web.json_response(body, status=200 if ready else 503)
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
@@ -71,8 +88,10 @@ async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(web_app(notifier), access_log=None)
+        loop.add_signal_handler(sig, stopping(stop, settings.shutdown_timeout_s))
+    watchdog = notifier_watchdog(notifier)
+    watching = asyncio.ensure_future(watchdog.run())
+    runner = web.AppRunner(web_app(notifier, watchdog), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.notifier_web_host, settings.notifier_web_port)
     await site.start()
@@ -86,4 +105,5 @@ async def serve(settings: Settings) -> None:
     try:
         await notifier.run_supervised(stop)
     finally:
+        watching.cancel()
         await runner.cleanup()

@@ -40,6 +40,7 @@ from stream.notifier.metrics import NotifierMetrics
 from stream.notifier.state import BROKER_WAIT_S, NotifierState
 from stream.settings import Settings
 from stream.supervise import supervise
+from stream.watchdog import ConsumerOffsets, Offsets
 
 log = logging.getLogger(__name__)
 VERSION_HEADER = ("schema-version", str(SCHEMA_VERSION).encode())
@@ -128,6 +129,7 @@ class Notifier:
         self.state: NotifierState | None = None
         self.assignments = 0
         self.ready = False
+        self.progress = ConsumerOffsets()  # what is taken, for the watchdog
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: set[asyncio.Future[Any]] = set()
         self.outputs = Outputs(
@@ -138,6 +140,10 @@ class Notifier:
                 "followup_events_topic": "followup_event",
             },
         )
+
+    async def progress_read(self) -> tuple[Offsets, Offsets] | None:
+        """Offsets taken and end offsets, for the watchdog (of the consumer running now)."""
+        return await self.progress.read()
 
     def type_of(self, topic: str) -> str | None:
         """The message type of an input topic."""
@@ -188,6 +194,8 @@ class Notifier:
         )
         self.consumer.subscribe(pattern=self.outputs.pattern, listener=_Rebalance(self))
         await asyncio.wait_for(self.consumer.start(), BROKER_WAIT_S)
+        self.progress = ConsumerOffsets()
+        self.progress.consumer = self.consumer
         self._tasks.append(asyncio.ensure_future(self._scheduler()))
         for name, dest in self.rules.destinations.items():
             for _ in range(dest.parallel):
@@ -201,6 +209,7 @@ class Notifier:
                 batch = await self.consumer.getmany(timeout_ms=500)
                 if batch:
                     await self.take(batch)
+                    self.progress.finished(batch)  # recorded in the state topic: done with
                     await self._commit(batch)
                 self.ready = True
         finally:

@@ -12,9 +12,12 @@ and recorded in ``inbox_schema``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,13 +35,16 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from alerts.followup import WAITING
 from schemas.common import epoch_or_none
+from stream.errors import ConfigurationError
 
 metadata = MetaData()
 
@@ -128,6 +134,9 @@ offsets = Table(
     Column("partition", Integer, primary_key=True),
     Column("next_offset", Integer, nullable=False),
 )
+
+log = logging.getLogger(__name__)
+MIGRATION_LOCK = 0x5A1E7  # the advisory lock PostgreSQL migrations take turns on
 
 schema_table = Table("inbox_schema", MetaData(), Column("version", Integer, primary_key=True))
 
@@ -245,9 +254,27 @@ class ReadModel:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
     async def migrate(self) -> list[int]:
-        """Apply the migrations not applied yet; returns their versions."""
+        """Apply the migrations not applied yet; returns their versions.
+
+        Safe beside another process migrating the same database: on PostgreSQL an advisory
+        lock makes them take turns; SQLite's DDL is transactional, so the one that lost the
+        race rolls back and tries again, finding the work done.
+        """
+        for attempt in range(10):
+            try:
+                return await self._migrate()
+            except OperationalError as exc:
+                if self.dialect != "sqlite" or attempt == 9:
+                    raise
+                log.info("Read model: another process is migrating it (%s); trying again", exc.orig)
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    async def _migrate(self) -> list[int]:
         applied: list[int] = []
         async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await conn.run_sync(schema_table.metadata.create_all)
             done = {row[0] for row in await conn.execute(select(schema_table.c.version))}
             for version, _, step in MIGRATIONS:
@@ -256,6 +283,30 @@ class ReadModel:
                     await conn.execute(schema_table.insert().values(version=version))
                     applied.append(version)
         return applied
+
+    async def require_current(self, setting: str = "SURVEY_ALERTS_INBOX_DB") -> None:
+        """For readers that must not create or change it (the digest): a clear error unless the
+        database exists with every migration applied."""
+        problem = f"the read model ({setting}) has no data yet: the inbox creates and feeds it"
+        if self.dialect == "sqlite":
+            path = self.engine.url.database
+            if not path or path == ":memory:" or not Path(path).exists():
+                raise ConfigurationError(f"{problem} (no file {path!r}; start `survey-alerts inbox`)")
+        try:
+            async with self.engine.connect() as conn:
+                done = {row[0] for row in await conn.execute(select(schema_table.c.version))}
+        except OperationalError:
+            raise ConfigurationError(f"{problem} (it has no tables; start `survey-alerts inbox`)") from None
+        except (DBAPIError, OSError) as exc:
+            raise ConfigurationError(
+                f"the read model ({setting}) cannot be read: {type(exc).__name__}"
+            ) from None
+        missing = [version for version, _, _ in MIGRATIONS if version not in done]
+        if missing:
+            raise ConfigurationError(
+                f"the read model ({setting}) lacks migrations {missing}: start `survey-alerts inbox` of this"
+                " version once to upgrade it"
+            )
 
     async def close(self) -> None:
         await self.engine.dispose()

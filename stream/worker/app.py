@@ -12,18 +12,21 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 from faust.stores.memory import Store as MemoryStore
 
+from stream.deadline import Deadlines
 from stream.metrics import Metrics
 from stream.settings import Settings
+from stream.watchdog import Offsets, Watchdog
 from stream.worker.batching import BatchHandler, BatchTransport
 from stream.worker.delivery import Records
 from stream.worker.sweep import PartitionOf, sweep
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SurveyApp(faust.App):
@@ -37,6 +40,7 @@ class SurveyApp(faust.App):
         self.raw_tables: list[Any] = []  # restored by the batch consumer (see stream.worker.batching)
         self.sweeps: dict[str, asyncio.Future[None]] = {}  # table name -> its running sweep
         self._background: set[asyncio.Future[Any]] = set()
+        self.deadlines = Deadlines(settings.broker_deadline_s, registry=metrics.registry)
 
     def state_table(self, name: str, help: str, partition_of: PartitionOf) -> Any:
         """A changelog-backed table of orjson documents, partitioned like the inputs.
@@ -119,7 +123,11 @@ class SurveyApp(faust.App):
 
     def outbox(self) -> Records:
         """A fresh delivery stage: records grouped into one Kafka record batch per partition."""
-        return Records(self.kafka_producer())
+        return Records(self.kafka_producer(), within=self.deadlines.within)
+
+    async def within(self, operation: str, waiting: Awaitable[T]) -> T:
+        """``await waiting`` within the broker deadline; past it the worker exits for a restart."""
+        return await self.deadlines.within(operation, waiting)
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -147,8 +155,9 @@ class SurveyApp(faust.App):
 class Readiness:
     """``/ready``: tables recovered, partitions assigned, and the broker answering a metadata request."""
 
-    def __init__(self, app: SurveyApp) -> None:
+    def __init__(self, app: SurveyApp, watchdog: Watchdog | None = None) -> None:
         self.app = app
+        self.watchdog = watchdog
         self.checked_at = 0.0
         self.reachable = False
 
@@ -167,11 +176,13 @@ class Readiness:
         except Exception:
             assigned = 0
         recovering = bool(app.in_recovery)
+        stalled = self.watchdog is not None and self.watchdog.stalled
         return {
-            "ready": self.reachable and assigned > 0 and not recovering,
+            "ready": self.reachable and assigned > 0 and not recovering and not stalled,
             "broker_reachable": self.reachable,
             "partitions_assigned": assigned,
             "recovering": recovering,
+            "stalled": stalled,
         }
 
 
@@ -188,3 +199,16 @@ def tune_runtime() -> None:
     sys.setswitchinterval(0.0005)
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+
+
+def worker_watchdog(app: SurveyApp) -> Watchdog:
+    """The worker's progress watchdog over the partitions of its batch agents' topics."""
+
+    async def read() -> tuple[Offsets, Offsets] | None:
+        if app.in_recovery:
+            return None  # restoring state from changelogs is progress of its own
+        consumer = cast(Any, app.consumer)
+        return cast(tuple[Offsets, Offsets], consumer.committed_and_ends(app.batch_handlers))
+
+    s = app.settings
+    return Watchdog("The worker", read, s.stall_s, s.stall_restart_s, registry=app.metrics.registry)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -26,6 +26,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
 from mode import Service
 from mode.utils.futures import notify
+
+from stream.deadline import Deadlines
 
 # A batch agent returns None when the batch is done, or an awaitable that finishes
 # when its outputs are delivered: the consumer fetches and hands over the next
@@ -100,6 +102,29 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        deadlines: Deadlines | None = getattr(self.app, "deadlines", None)
+        if deadlines is None:
+            return bool(await super()._commit(offsets))
+        return bool(await deadlines.within("offset commit", super()._commit(offsets)))
+
+    def committed_and_ends(self, topics: Iterable[str]) -> tuple[dict[Any, int], dict[Any, int]]:
+        """For the watchdog: committed and end offsets of this worker's partitions of ``topics``."""
+        wanted = set(topics)
+        committed: dict[Any, int] = {}
+        ends: dict[Any, int] = {}
+        for tp in self.assignment():
+            if tp.topic not in wanted:
+                continue
+            end, done = self.highwater(tp), self._committed_offset.get(tp)
+            if end is None or done is None:
+                # not fetched yet, or never committed by this group (its start is unknown here:
+                # an emptied partition would look like a backlog forever); the deadlines on
+                # flush and commit still bound that first commit
+                continue
+            ends[tp], committed[tp] = end, done
+        return committed, ends
 
     def batch_handlers(self) -> dict[str, BatchHandler]:
         """Topic name -> batch agent, as registered on the app."""
@@ -344,7 +369,23 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
 
 
+class BoundedProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer whose ``flush`` (awaited before every offset commit) has a deadline.
+
+    After a broker freeze aiokafka can leave a batch in flight for good, and the commit
+    with it: the worker then stays alive and does nothing (``stream.deadline``).
+    """
+
+    async def flush(self) -> None:
+        deadlines: Deadlines | None = getattr(self.app, "deadlines", None)
+        if deadlines is None:
+            await super().flush()
+        else:
+            await deadlines.within("producer flush before an offset commit", super().flush())
+
+
 class BatchTransport(faust_aiokafka.Transport):
-    """The aiokafka transport with ``BatchConsumer``."""
+    """The aiokafka transport with ``BatchConsumer`` and ``BoundedProducer``."""
 
     Consumer = BatchConsumer
+    Producer = BoundedProducer

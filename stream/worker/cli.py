@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,7 @@ def worker_command(companions: Companions | None = None) -> click.Command:
         """Run the Faust worker against SURVEY_ALERTS_BROKER (every setting from SURVEY_ALERTS_*)."""
         import faust
 
+        from stream.deadline import bound_shutdown
         from stream.errors import ConfigurationError
         from stream.kafka.topics import ensure_topics
         from stream.worker.app import tune_runtime
@@ -43,6 +44,20 @@ def worker_command(companions: Companions | None = None) -> click.Command:
             raise click.ClickException(str(exc)) from None
 
         class Worker(faust.Worker):
+            shutdown_bound: Any = None
+
+            def _schedule_shutdown(self, signal: Any) -> None:
+                self._bound_shutdown()
+                super()._schedule_shutdown(signal)
+
+            def on_worker_shutdown(self) -> None:
+                self._bound_shutdown()  # a crash stops the worker too
+                super().on_worker_shutdown()
+
+            def _bound_shutdown(self) -> None:
+                if self.shutdown_bound is None:
+                    self.shutdown_bound = bound_shutdown(settings.shutdown_timeout_s)
+
             def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
                 super().on_setup_root_logger(logger, level)
                 # the Kafka clients' debug logging costs a tenth of a busy worker's time, and

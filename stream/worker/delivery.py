@@ -11,13 +11,15 @@ wire format, the same ordering per partition.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from stream.kafka.partitioning import partition_for
 
 Header = tuple[str, bytes]
+T = TypeVar("T")
+Within = Callable[[str, Awaitable[Any]], Awaitable[Any]]  # ``Deadlines.within``
 
 
 default_partition = lru_cache(maxsize=65_536)(partition_for)
@@ -26,9 +28,15 @@ default_partition = lru_cache(maxsize=65_536)(partition_for)
 class Records:
     """The records of one delivery stage, grouped by topic-partition."""
 
-    def __init__(self, producer: Any, partitions_of: Callable[[str], int | None] | None = None) -> None:
+    def __init__(
+        self,
+        producer: Any,
+        partitions_of: Callable[[str], int | None] | None = None,
+        within: Within | None = None,
+    ) -> None:
         self.producer = producer  # an aiokafka AIOKafkaProducer
         self.partitions_of = partitions_of
+        self.within = within  # bounds every wait on the broker (``stream.deadline``)
         self.builders: dict[tuple[str, int], list[Any]] = {}
         self.unplaced: list[tuple[str, bytes | None, bytes | None, Sequence[Header]]] = []
         self.count = 0
@@ -70,17 +78,27 @@ class Records:
         for (topic, partition), builders in self.builders.items():
             for builder in builders:
                 builder.close()
-                futures.append(await self.producer.send_batch(builder, topic, partition=partition))
+                futures.append(
+                    await self._bounded("send", self.producer.send_batch(builder, topic, partition=partition))
+                )
         for topic, key, value, headers in self.unplaced:
-            futures.append(await self.producer.send(topic, value, key=key, headers=list(headers)))
+            futures.append(
+                await self._bounded("send", self.producer.send(topic, value, key=key, headers=list(headers)))
+            )
         self.builders.clear()
         self.unplaced.clear()
         return futures
 
+    async def wait(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Wait until the broker has acknowledged every one of ``futures`` (raises if it refused one)."""
+        if futures:
+            await self._bounded("produce acknowledgement", asyncio.gather(*futures))
+
+    async def _bounded(self, operation: str, waiting: Awaitable[T]) -> T:
+        return await (self.within(operation, waiting) if self.within is not None else waiting)
+
     async def deliver(self) -> int:
         """Submit every batch and wait until the broker has all of them; returns the record count."""
         n, self.count = self.count, 0
-        futures = await self.send()
-        if futures:
-            await asyncio.gather(*futures)  # raises if the broker refused any of them
+        await self.wait(await self.send())
         return n

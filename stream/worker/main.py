@@ -18,7 +18,7 @@ from agents import install
 from stream.kafka.security import faust_credentials
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.worker.app import Readiness, SurveyApp
+from stream.worker.app import Readiness, SurveyApp, worker_watchdog
 
 
 class Companion(Protocol):
@@ -60,6 +60,8 @@ def create_app(
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Faust's default (20 min) is also how long a batch in flight to a frozen broker is kept
+        producer_request_timeout=settings.producer_request_timeout_s,
         # batch the per-batch burst of outputs and changelog records into few requests
         producer_linger=0.005,
         producer_max_batch_size=1 << 20,
@@ -86,7 +88,13 @@ def create_app(
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
 
-    readiness = Readiness(app)
+    watchdog = worker_watchdog(app)
+
+    @app.timer(watchdog.interval_s)  # type: ignore[untyped-decorator]
+    async def _watch() -> None:
+        await watchdog.check()
+
+    readiness = Readiness(app, watchdog)
 
     @app.page("/ready")
     class ReadyView(View):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from stream.metrics import Metrics
 from stream.settings import Settings
@@ -18,6 +18,7 @@ from stream.worker.batching import BatchHandler
 from stream.worker.delivery import Records
 from stream.worker.sweep import PartitionOf
 
+T = TypeVar("T")
 Timer = Callable[[Callable[[], Awaitable[None]]], Any]
 
 
@@ -72,6 +73,9 @@ class StageRuntime(Protocol):
 
     def kafka_producer(self) -> Any:
         """The aiokafka producer under Faust's."""
+
+    async def within(self, operation: str, waiting: Awaitable[T]) -> T:
+        """``await waiting`` within the broker deadline (past it the worker exits for a restart)."""
 
     def outbox(self) -> Records:
         """A fresh delivery stage: records grouped into one Kafka record batch per partition."""

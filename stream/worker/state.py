@@ -44,6 +44,9 @@ class Outbox(Protocol):
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None: ...
 
+    async def wait(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Wait until the broker has acknowledged every one of ``futures``."""
+
     async def send(self) -> list[asyncio.Future[Any]]: ...
 
     async def deliver(self) -> int: ...

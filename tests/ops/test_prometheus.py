@@ -12,7 +12,6 @@ import math
 import re
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from stream.tools.generate import Generator, Mix
 from tests.support.factories import uid
 from tests.support.receivers import HttpReceiver
 from tests.support.reference import reference
-from tests.support.services import Process, Service
+from tests.support.services import Process, Service, wait_for
 
 pytestmark = pytest.mark.integration
 OPS = Path(__file__).parents[2] / "ops"
@@ -80,21 +79,6 @@ class Prometheus:
         self.proc.terminate()
         self.proc.wait(30)
         self.log.close()
-
-
-def wait_for(check: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, AssertionError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: {last}")
 
 
 @pytest.fixture

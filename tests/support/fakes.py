@@ -49,6 +49,11 @@ class Outbox:
         self.records = []
         return [done]
 
+    async def wait(self, futures: Sequence[asyncio.Future[None]]) -> None:
+        """Like ``Records.wait``: raises the first failure."""
+        for done in futures:
+            await done
+
     async def deliver(self) -> int:
         """Like ``Records.deliver``: send and wait."""
         n = len(self.records)

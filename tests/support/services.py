@@ -243,3 +243,21 @@ def inbox_process(service: Service, db: Path, users: Path, port: int) -> Process
         SURVEY_ALERTS_INBOX_USERS=str(users),
         SURVEY_ALERTS_INBOX_PORT=str(port),
     )
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "") -> Any:
+    """Poll ``check`` until it returns something true (returned); an OSError or a failed assert
+    inside it counts as not yet. Past ``timeout_s`` fails naming ``what`` and the last answer."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except (OSError, AssertionError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}: {last!r}")
+        time.sleep(0.3)

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,7 @@ from stream.tools.generate import Generator
 from tests.support.browser import ARTIFACTS, chromium, screenshot
 from tests.support.factories import uid
 from tests.support.reference import reference
-from tests.support.services import Process, Service
+from tests.support.services import Service, inbox_process, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT_CAUSES = ["late courier", "billing error", "late courier", "Late courier ", "app crash"]
@@ -52,22 +53,36 @@ def digest(svc: Service, db: Path, until: str, form: str, out: Path | None = Non
     return done.stdout
 
 
+def digest_fails(svc: Service, db: Path) -> str:
+    env = {**svc.env, "SURVEY_ALERTS_INBOX_DB": str(db)}
+    args = [sys.executable, "-m", "stream.cli", "digest", "--format", "json"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    return done.stderr
+
+
+def listening_on(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_path: Path) -> None:
     svc = Service(kafka, tmp_path, snapshot_interval_s="1", min_responses="5", sla_tier_factors="{}")
     users = tmp_path / "users.toml"
     users.write_text(f'[users.x]\npassword_hash = "{hash_password("x")}"\nqueues = ["*"]\n')
     db = tmp_path / "inbox.db"
-    inbox = Process(
-        svc,
-        ["inbox"],
-        "inbox",
-        SURVEY_ALERTS_INBOX_PORT=str(free_port()),
-        SURVEY_ALERTS_INBOX_DB=str(db),
-        SURVEY_ALERTS_INBOX_USERS=str(users),
-    )
+    port = free_port()
+    inbox = inbox_process(svc, db, users, port)
     try:
         svc.start()
+        # the digest only reads the read model, which the inbox creates
+        no_data = digest_fails(svc, db)
+        assert "has no data yet: the inbox creates and feeds it" in no_data and not db.exists()
         inbox.start()
+        wait_for(lambda: listening_on(port), 60, "the inbox to answer")
         gen = Generator(seed=33, customers=250, start=datetime.now(UTC) - timedelta(hours=5), step_s=4)
         messages = list(gen.messages(3000))
         topics = {"survey": svc.settings.survey_responses_topic, "ticket": svc.settings.ticket_events_topic}

@@ -8,10 +8,9 @@ overdue one highlighted, and be refused another queue. Screenshots go to test-ar
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,10 @@ from stream.inbox.auth import hash_password, hash_token
 from stream.tools.brokers import LocalBroker, free_port
 from tests.support.browser import chromium, screenshot
 from tests.support.factories import survey, ticket, uid
-from tests.support.services import Process, Service, inbox_process
+from tests.support.services import Process, Service, inbox_process, wait_for
 
 pytestmark = pytest.mark.integration
 TOKEN = "crm-token-for-the-tests-0123456789"
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.3)
 
 
 def http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:

@@ -226,3 +226,44 @@ def test_sessions_outlive_the_process_and_end_everywhere_at_logout(database: str
             await second.close()
 
     run(go())
+
+
+def test_processes_migrating_one_database_at_once_all_succeed(database: str) -> None:
+    # the inbox's processes (and, before, the digest) start together on a new database
+    async def go() -> list[list[int]]:
+        models = [ReadModel(database) for _ in range(4)]
+        try:
+            return list(await asyncio.gather(*(m.migrate() for m in models)))
+        finally:
+            for m in models:
+                await m.close()
+
+    applied = run(go())
+    every = [v for versions in applied for v in versions]
+    assert len(every) == len(set(every)) and every, applied  # each migration applied exactly once
+
+    async def current() -> None:
+        model = ReadModel(database)
+        try:
+            await model.require_current()
+        finally:
+            await model.close()
+
+    run(current())
+
+
+def test_a_reader_refuses_a_database_that_is_not_there_and_creates_none(tmp_path: Path) -> None:
+    from stream.errors import ConfigurationError
+
+    path = tmp_path / "nowhere" / "inbox.db"
+
+    async def read() -> None:
+        model = ReadModel(str(path))
+        try:
+            await model.require_current()
+        finally:
+            await model.close()
+
+    with pytest.raises(ConfigurationError, match="has no data yet: the inbox creates and feeds it"):
+        run(read())
+    assert not path.exists() and not path.parent.exists()
