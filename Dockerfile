@@ -11,7 +11,10 @@ COPY alerts alerts
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11.11-slim-bookworm
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin survey
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin survey \
+ && install -d -o survey -g survey /home/survey/data
+# /home/survey/data: the worker's state and the inbox's SQLite read model; a named volume mounted
+# there starts with this ownership, so the non-root user can write it
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER survey

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,8 +115,11 @@ def run_demo(
     broker = broker or Tansu()
     stop = threading.Event()
     counts = {"sent": 0, "alerts": 0, "dead_letters": 0}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Ctrl-C, a closed terminal (SIGHUP) and SIGTERM all stop everything it started, the same way
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in stopping}
     workdir = Path(tempfile.mkdtemp(prefix="survey-alerts-demo-"))
+    logs: list[Any] = []
     worker: subprocess.Popen[bytes] | None = None
     inbox: subprocess.Popen[bytes] | None = None
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
@@ -157,15 +161,20 @@ def run_demo(
         settings = Settings(broker=broker.url, web_port=port)
         ensure_topics(settings)
         log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed below
+        logs.append(log)
         worker = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-        click.echo(f"worker started; metrics at http://127.0.0.1:{port}/metrics ; log {workdir}/worker.log")
+        click.echo(
+            f"worker started; metrics at http://127.0.0.1:{port}/metrics ; log {workdir}/worker.log"
+            " (the demo's directory is removed when it stops)"
+        )
         click.echo(
             f"notifier (inside the worker) posts to the local receiver {receiver.url('/')}: signed webhooks, "
             f"and Slack messages for critical alerts (rules: {rules})"
         )
         inbox_log = open(workdir / "inbox.log", "wb")  # noqa: SIM115 - closed below
+        logs.append(inbox_log)
         inbox = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", "inbox"], env=env, stdout=inbox_log, stderr=subprocess.STDOUT
         )
@@ -181,7 +190,7 @@ def run_demo(
 
         def should_stop() -> bool:
             if worker is not None and worker.poll() is not None:
-                click.secho(f"the worker exited with {worker.returncode}; see {workdir}/worker.log", fg="red")
+                click.secho(f"the worker exited with {worker.returncode}", fg="red")
                 return True
             return stop.is_set() or (deadline is not None and time.monotonic() > deadline)
 
@@ -191,7 +200,8 @@ def run_demo(
         return counts
     finally:
         stop.set()
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for proc in (inbox, worker):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -199,8 +209,15 @@ def run_demo(
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait()
         broker.stop()
         receiver.stop()
+        for file in logs:
+            file.close()
+        if worker is not None and worker.returncode not in (0, None, -signal.SIGTERM):
+            tail = (workdir / "worker.log").read_text(errors="replace").splitlines()[-20:]
+            click.echo("the worker's last log lines:\n" + "\n".join(tail), err=True)
+        shutil.rmtree(workdir, ignore_errors=True)
         counts["webhooks"] = receiver.counts["webhook_verified"]
         counts["chat"] = receiver.counts["slack"]
         click.echo(

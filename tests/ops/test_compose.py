@@ -89,3 +89,33 @@ def test_the_dockerfile_is_multi_stage_pinned_non_root_with_a_readiness_check() 
         assert SERVICES[name]["build"] == "." and "pip install" not in json.dumps(SERVICES[name])
     for image in (s.get("image", "") for s in SERVICES.values()):
         assert not image.endswith(":latest") and (":" in image), image
+
+
+def test_the_data_volumes_hold_the_data_and_are_writable_by_their_users() -> None:
+    kafka = SERVICES["kafka"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in kafka["volumes"]}
+    # the apache/kafka image writes /tmp/kraft-combined-logs unless told: the volume must be where it writes
+    assert mounts.get(kafka["environment"]["KAFKA_LOG_DIRS"]) == "kafka-data"
+    inbox_db = Path(env_of("inbox")["SURVEY_ALERTS_INBOX_DB"])
+    inbox_mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["inbox"]["volumes"]}
+    assert inbox_mounts.get(str(inbox_db.parent)) == "inbox-data"
+    # a named volume starts with the ownership of the image's directory: it must exist, owned by the user
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    user = re.search(r"^USER (\S+)", dockerfile, re.M)
+    assert user is not None
+    created = re.search(rf"install -d -o {user.group(1)} -g {user.group(1)} (\S+)", dockerfile)
+    assert created is not None and created.group(1) == str(inbox_db.parent)
+    assert dockerfile.index(created.group(0)) < dockerfile.index(user.group(0))
+
+
+def test_the_quick_start_runs_in_the_order_written() -> None:
+    # no variable is required to load the file: `docker compose run` of one service needs none
+    assert not re.search(r"\$\{[A-Z_]+:\?", (ROOT / "docker-compose.yml").read_text())
+    grafana = SERVICES["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    assert 'test -n "$$GF_SECURITY_ADMIN_PASSWORD"' in grafana["entrypoint"][-1]  # refuses no password
+    page = (ROOT / "docs" / "operations.md").read_text()
+    steps = [line for line in page.splitlines() if line.startswith(("cp ", "docker compose", "GRAFANA_"))]
+    assert steps[0].startswith("cp ops/compose/inbox-users.example.toml ops/compose/inbox-users.toml")
+    assert "run --rm --no-deps" in steps[1] and "hash-password" in steps[1] and "GRAFANA" not in steps[1]
+    assert steps[2].startswith("GRAFANA_ADMIN_PASSWORD=") and "docker compose up" in steps[2]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
+import signal
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,56 @@ def test_demo_shows_every_view_then_stops() -> None:
     assert received and int(received.group(1)) >= len(alerts) // 2 and received.group(2) == "0", out
     # the inbox: logged in as the demo user, the queue lists the alerts the worker raised
     assert "Follow-ups" in page and "/alerts/alert_" in page, page[:2000]
+
+
+def children(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_the_demo_stops_everything_it_started_on_sigterm_and_sighup(sig: signal.Signals) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "demo", "--rate", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        workdir = None
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                found = re.search(r"log (\S+)/worker\.log", line)
+                if found:
+                    workdir = Path(found.group(1))
+                if INBOX_LINE.search(line):
+                    break
+            assert workdir is not None and workdir.is_dir(), "".join(lines)
+            started = children(proc.pid)
+            assert len(started) >= 3, started  # the worker, the inbox, the broker
+            time.sleep(3)
+            proc.send_signal(sig)
+            rest, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, out
+    assert "sent " in rest and " events, saw " in rest, out  # it stopped the way Ctrl-C stops it
+    alive = {p for p in started if Path(f"/proc/{p}").exists()}
+    assert not alive, f"left running: {alive}"
+    assert not workdir.exists(), f"{workdir} left behind"
