@@ -162,6 +162,10 @@ def load_rules(path: str | Path) -> RuleSet:
             raise RulesError(f"{p}: rules files end in .toml, .yaml or .yml")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise RulesError(f"{p}: not valid {p.suffix[1:].upper()}: {exc}") from None
+    if isinstance(doc, dict) and "rules" not in doc:
+        # a file of destinations (or a playbook) alone keeps the built-in routing, a queue per team;
+        # `rules = []` says on purpose that everything goes to the default queue
+        doc = {**doc, "rules": [rule.model_dump(exclude_defaults=True) for rule in DEFAULT_RULES.rules]}
     try:
         return RuleSet.model_validate(doc)
     except ValidationError as exc:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from alerts.deadletters import MAX_TOPIC_LENGTH, topic_problem
 from alerts.feedback import TrendPolicy
@@ -18,6 +20,16 @@ from alerts.policy import AlertPolicy
 from alerts.routing import DEFAULT_RULES, MAX_QUEUE_LENGTH, Router, RulesError, RuleSet, load_rules
 from alerts.windows import WindowSpec, parse_windows
 from stream.errors import ConfigurationError
+
+# SURVEY_ALERTS_* variables that are not settings on purpose: the test and bench helpers' own, and
+# secrets the demo's rules file names
+NOT_SETTINGS = (
+    "SURVEY_ALERTS_TEST_",
+    "SURVEY_ALERTS_DEMO_",
+    "SURVEY_ALERTS_CACHE",
+    "SURVEY_ALERTS_KAFKA_VERSION",
+    "SURVEY_ALERTS_ARTIFACTS",
+)
 
 
 class Settings(BaseSettings):
@@ -74,11 +86,21 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's HTTP server (/metrics).")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP server.")
     data_dir: Path = Field(Path(".survey-alerts-data"), description="Faust's local data directory.")
-    log_level: str = Field("info", description="Worker log level: debug, info, warn, error.")
+    log_level: Literal["debug", "info", "warn", "warning", "error"] = Field(
+        "info", description="Log level of every process: debug, info, warn, error."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text (one line per record) or json (one JSON object per line, for log shippers)."
+    )
     commit_interval_s: float = Field(1.0, gt=0, description="Seconds between offset commits.")
     session_timeout_s: float = Field(30.0, gt=1, description="Kafka consumer group session timeout.")
     rebalance_timeout_s: float = Field(30.0, gt=1, description="Most a rebalance may wait for members.")
     max_poll_records: int = Field(2000, ge=1, description="Most records handed to one batch.")
+    connect_timeout_s: float = Field(
+        6.0,
+        gt=0,
+        description="How long a process waits for the broker at start before it says it cannot reach it.",
+    )
     producer_request_timeout_s: float = Field(
         30.0, gt=0, description="How long a produce request may wait for the broker before it is retried."
     )
@@ -290,6 +312,13 @@ class Settings(BaseSettings):
         """The settings from the environment; what is wrong is said without quoting any value (secrets)."""
         try:
             return cls()
+        except SettingsError as exc:
+            # pydantic-settings could not decode a list or object setting: it is JSON
+            found = re.search(r'field "(\w+)"', str(exc))
+            where = f"SURVEY_ALERTS_{found.group(1).upper()}" if found else "a list or object setting"
+            raise ConfigurationError(
+                f'{where}: not valid JSON (a list is written ["gold","platinum"], an object {{"gold": 0.75}})'
+            ) from None
         except ValidationError as exc:
             problems = []
             for e in exc.errors(include_url=False, include_input=False, include_context=False):
@@ -298,6 +327,24 @@ class Settings(BaseSettings):
                 )
                 problems.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
             raise ConfigurationError("; ".join(problems)) from None
+
+    @classmethod
+    def unknown_variables(cls, environ: Mapping[str, str]) -> list[str]:
+        """A warning for each ``SURVEY_ALERTS_*`` variable that is no setting, naming the closest one.
+
+        A misspelt variable is otherwise silently ignored, and its setting keeps its default.
+        """
+        known = {f"SURVEY_ALERTS_{name.upper()}" for name in cls.model_fields}
+        warnings = []
+        for name in sorted(environ):
+            if not name.startswith("SURVEY_ALERTS_") or name in known:
+                continue
+            if name.startswith(NOT_SETTINGS):
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            warnings.append(f"{name} is not a setting and is ignored{hint}")
+        return warnings
 
     @classmethod
     def topic_environ(cls, prefix: str) -> dict[str, str]:

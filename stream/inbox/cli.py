@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from stream.console import settings_or_exit
+from stream.console import configure_logging, settings_or_exit
 
 
 @click.group(invoke_without_command=True)
@@ -26,9 +24,7 @@ def inbox(ctx: click.Context) -> None:
     from stream.kafka.topics import ensure_topics
 
     settings = settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
-    for name in ("aiokafka", "kafka", "aiohttp.access"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(settings, quiet=("aiokafka", "kafka", "aiohttp.access"))
     try:
         ensure_topics(settings)
         asyncio.run(serve(settings))

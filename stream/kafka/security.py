@@ -38,6 +38,20 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+class _GrouplessOnPurpose(logging.Filter):
+    """kafka-python warns "group_id is None: disabling auto-commit" for every consumer without a group.
+
+    The project opens such consumers on purpose (topic checks, replay, the demo's watcher):
+    the warning says nothing to an operator there, and repeated it buried the real ones.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("group_id is None")
+
+
+logging.getLogger("kafka.coordinator.consumer").addFilter(_GrouplessOnPurpose())
+
+
 def kafka_python_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for kafka-python clients (admin, consumers, producers)."""
     options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers}

@@ -64,7 +64,9 @@ class Outputs:
         return found
 
 
-def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout_s: float = 30.0) -> None:
+def ensure_topics(
+    settings: Settings, topics: list[str] | None = None, timeout_s: float | None = None
+) -> None:
     """Create missing topics with ``settings.partitions`` and check the inputs agree.
 
     Inputs must be co-partitioned with the customer state, so an input topic that
@@ -104,7 +106,7 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout_s
             )
 
 
-def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+def ensure_notifier_topics(settings: Settings, timeout_s: float | None = None) -> None:
     """The notifier's topics: its delivery log and dead letters, and its compacted state (one partition)."""
     ensure_topics(
         settings, [settings.notification_deliveries_topic, settings.notification_dlq_topic], timeout_s
@@ -126,8 +128,9 @@ def ensure_notifier_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     partition_counts(settings, [settings.notifier_state_topic], timeout_s)
 
 
-def partition_counts(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> dict[str, int]:
-    """How many partitions each topic has, waiting for fresh topics to appear."""
+def partition_counts(settings: Settings, topics: list[str], timeout_s: float | None = None) -> dict[str, int]:
+    """How many partitions each topic has, waiting (30 s unless told) for fresh topics to appear."""
+    timeout_s = 30.0 if timeout_s is None else timeout_s
     consumer = KafkaConsumer(**kafka_python_options(settings))
     try:
         deadline = time.monotonic() + timeout_s
@@ -147,13 +150,18 @@ def partition_counts(settings: Settings, topics: list[str], timeout_s: float = 3
         consumer.close()
 
 
-def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
-    deadline = time.monotonic() + timeout_s
+def _admin(settings: Settings, timeout_s: float | None) -> KafkaAdminClient:
+    """An admin client, trying for ``timeout_s`` (default SURVEY_ALERTS_CONNECT_TIMEOUT_S)."""
+    limit = settings.connect_timeout_s if timeout_s is None else timeout_s
+    deadline = time.monotonic() + limit
     while True:
         with Causes() as causes:
             try:
+                left = max(1.0, deadline - time.monotonic())
                 return KafkaAdminClient(
-                    client_id=f"{settings.app_id}-admin", **kafka_python_options(settings)
+                    client_id=f"{settings.app_id}-admin",
+                    bootstrap_timeout_ms=int(left * 1000),  # kafka-python's own default is 30 s
+                    **kafka_python_options(settings),
                 )
             except KafkaError as exc:
                 why = explain(settings, exc, causes)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
-from stream.console import settings_or_exit
+from stream.console import configure_logging, settings_or_exit
 
 
 @click.command()
@@ -24,9 +23,7 @@ def notifier() -> None:
     from stream.notifier.main import serve
 
     settings = settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
-    for name in ("aiokafka", "kafka"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(settings)
     try:
         ensure_topics(settings)
         ensure_notifier_topics(settings)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stream.console import settings_or_exit
+from stream.console import configure_logging, settings_or_exit
 
 
 @click.command()
@@ -44,21 +44,29 @@ def replay(
     """
     import os
 
+    from aiokafka.errors import KafkaError as AIOKafkaError
+
     from alerts.replay import text
     from alerts.windows import parse_duration
     from schemas.common import parse_timestamp
     from stream.errors import ConfigurationError
+    from stream.kafka.security import explain
     from stream.replay.run import replay as run_replay
     from stream.replay.run import settings_with
 
     try:
         live = settings_or_exit()
+        configure_logging(live)
         candidate = settings_with(os.environ, rules, list(overrides))
         start = parse_timestamp(from_text).timestamp()
         end = parse_timestamp(to_text).timestamp() if to_text else None
+        if end is not None and end <= start:
+            raise ValueError(f"--to ({to_text}) must be after --from ({from_text})")
         rep = run_replay(start, end, parse_duration(warmup), candidate, live, emit_topic)
     except (ConfigurationError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    except (AIOKafkaError, TimeoutError) as exc:
+        raise click.ClickException(explain(live, exc)) from None
     click.echo(text(rep))
     if out:
         import orjson

@@ -72,7 +72,11 @@ async def read_topics(
 ) -> list[Any]:
     """Every record of ``topics`` from the first offset at ``since_ms`` to the end now (or ``until_ms``)."""
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_options(settings))
-    await asyncio.wait_for(consumer.start(), BROKER_WAIT_S)
+    try:
+        await asyncio.wait_for(consumer.start(), settings.connect_timeout_s)
+    except BaseException:
+        await consumer.stop()  # what it opened before it failed
+        raise
     try:
         counts = await asyncio.get_running_loop().run_in_executor(None, partition_counts, settings, topics)
         tps = [TopicPartition(t, p) for t in topics for p in range(counts[t])]

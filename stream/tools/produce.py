@@ -16,6 +16,7 @@ def producer_for(settings: Settings) -> KafkaProducer:
     """A producer that waits for all replicas and batches briefly."""
     return KafkaProducer(
         **kafka_python_options(settings),
+        bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
         acks="all",
         linger_ms=5,
         retries=5,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stream.console import settings_or_exit
+from stream.console import configure_logging, formatter, settings_or_exit
 
 if TYPE_CHECKING:  # the app and its stages load only when the worker runs
     from stream.worker.main import Companions
@@ -31,8 +31,7 @@ def worker_command(companions: Companions | None = None) -> click.Command:
             settings = settings_or_exit()
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
-        logging.getLogger("kafka").setLevel(logging.WARNING)
+        configure_logging(settings)
         try:
             ensure_topics(settings)
             if settings.notify_in_worker:
@@ -60,6 +59,8 @@ def worker_command(companions: Companions | None = None) -> click.Command:
 
             def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
                 super().on_setup_root_logger(logger, level)
+                for handler in logger.handlers:  # Faust's own handler: SURVEY_ALERTS_LOG_FORMAT too
+                    handler.setFormatter(formatter(settings))
                 # the Kafka clients' debug logging costs a tenth of a busy worker's time, and
                 # Faust's recovery logs every changelog record at debug level
                 for name in ("aiokafka", "kafka"):

@@ -181,3 +181,14 @@ def test_the_routing_fast_path_agrees_with_the_explained_check(
 ) -> None:
     rule = Rule(name="r", queue="q", match=match)
     assert matches(rule, facts) is (not check(rule, facts))
+
+
+def test_a_rules_file_of_destinations_alone_keeps_a_queue_per_team(tmp_path: Path) -> None:
+    only = tmp_path / "destinations.toml"
+    only.write_text('notify_default = ["log"]\n\n[destinations.log]\nkind = "console"\n')
+    router = Router(load_rules(only))
+    assert router.route({"team": "Billing", "kind": "detractor"})[:2] == ("team-queue", "billing")
+    # an explicit empty list of rules is a choice: everything to the default queue
+    none = tmp_path / "none.toml"
+    none.write_text('default_queue = "triage"\nrules = []\n')
+    assert Router(load_rules(none)).route({"team": "Billing", "kind": "detractor"})[1] == "triage"
