@@ -3,13 +3,15 @@
 Everything a person needs to act without looking anything up: what happened (kind,
 score, tier, account value), where it belongs (team, queue), the customer's words,
 recent scores, open tickets, the due time, the playbook's suggestion, and a link to
-the alert in the inbox. Customer text is escaped for each format (Slack mrkdwn,
-HTML), and every part is cut to the receiver's documented limits.
+the alert in the inbox. Every value from an event passes the escaping function of the
+output language (``alerts.notify.escape``: Slack mrkdwn, Teams, HTML, plain text), so it
+can never become a link, a mention or markup, and every part is cut to the receiver's
+documented limits.
 """
 
 from __future__ import annotations
 
-import html
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,7 @@ from urllib.parse import urlencode
 import orjson
 
 from alerts.ids import stable_id
+from alerts.notify import escape
 from schemas.common import format_timestamp
 
 # Slack Block Kit: header text 150, section text 3,000, a field 2,000, 10 fields, 50 blocks.
@@ -126,19 +129,20 @@ def group_view(message_type: str, docs: list[dict[str, Any]], inbox_url: str | N
     for v, _doc in rows:
         text = f"{v.badge} {v.summary}"
         pairs.append((text, v.link))
-        lines.append(f"- {text}" + (f" ([open]({v.link}))" if v.link else ""))
-        anchor = f' <a href="{html.escape(v.link, quote=True)}">open</a>' if v.link else ""
-        items.append(f"<li>{html.escape(text)}{anchor}</li>")
-    link = f"{inbox_url.rstrip('/')}/alerts?{urlencode({'queue': queue})}" if inbox_url and queue else None
+        lines.append(f"- {escape.markdown(text)}" + (f" ([open]({v.link}))" if v.link else ""))
+        anchor = f' <a href="{escape.html_attribute(v.link)}">open</a>' if v.link else ""
+        items.append(f"<li>{escape.html_text(text)}{anchor}</li>")
+    # the queue as the worker names its topic (bounded, a-z 0-9 . _ -), whatever the document says
+    link = (
+        f"{inbox_url.rstrip('/')}/alerts?{urlencode({'queue': queue_token(queue)})}"
+        if inbox_url and queue
+        else None
+    )
     page = (
         "<!doctype html><html><body style='font-family:sans-serif'>"
-        f"<h2>{html.escape(f'{len(docs)} {what}{where}')}</h2><p>{html.escape(tally)}</p>"
+        f"<h2>{escape.html_text(f'{len(docs)} {what}{where}')}</h2><p>{escape.html_text(tally)}</p>"
         f"<ul>{''.join(items)}</ul>"
-        + (
-            f'<p><a href="{html.escape(link, quote=True)}">Open the queue in the inbox</a></p>'
-            if link
-            else ""
-        )
+        + (f'<p><a href="{escape.html_attribute(link)}">Open the queue in the inbox</a></p>' if link else "")
         + "</body></html>"
     )
     return View(
@@ -351,10 +355,13 @@ def delivery_id(message_type: str, doc: dict[str, Any], destination: str) -> str
 # -- Slack ------------------------------------------------------------------------------
 
 
-def mrkdwn(text: str) -> str:
-    """Text safe in Slack mrkdwn: ``&``, ``<`` and ``>`` escaped, so customer text cannot
-    make links or mentions (``<!channel>``)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+mrkdwn = escape.slack  # data in Slack mrkdwn (``escape`` has the rules)
+
+
+def _mrkdwn_object(text: str) -> dict[str, Any]:
+    """A Slack mrkdwn text object that holds data: ``verbatim`` so that Slack auto-links no bare URL
+    and parses no ``@here`` or channel name in it (explicit ``<url|text>`` are ours alone)."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _slack_url(url: str) -> str:
@@ -365,7 +372,9 @@ def _slack_url(url: str) -> str:
 def _to_mrkdwn(markdown: str) -> str:
     """Markdown headings, bold and tables as Slack shows them."""
     out = []
-    for line in mrkdwn(markdown).splitlines():
+    # the report's values are Markdown-escaped (``escape.markdown``); Slack shows backslashes as they
+    # are, and with ``& < >`` escaped and ``verbatim`` nothing in them can link or mention
+    for line in re.sub(r"\\(.)", r"\1", mrkdwn(markdown)).splitlines():
         if line.startswith("#"):
             line = "*" + line.lstrip("# ").strip() + "*"
         elif line.startswith("|---"):
@@ -399,43 +408,45 @@ def slack_message(view: View) -> dict[str, Any]:
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": cut(f"{view.badge} {view.title}", SLACK_HEADER),
+                "text": cut(f"{view.badge} {escape.plain(view.title)}", SLACK_HEADER),
                 "emoji": True,
             },
         },
-        {"type": "section", "text": {"type": "mrkdwn", "text": cut(f"*{mrkdwn(view.summary)}*", SLACK_TEXT)}},
+        {"type": "section", "text": _mrkdwn_object(cut(f"*{mrkdwn(view.summary)}*", SLACK_TEXT))},
     ]
     if view.facts:
         blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": cut(f"*{mrkdwn(k)}*\n{mrkdwn(v)}", SLACK_FIELD)}
+                    _mrkdwn_object(cut(f"*{mrkdwn(k)}*\n{mrkdwn(v)}", SLACK_FIELD))
                     for k, v in view.facts[:10]
                 ],
             }
         )
     if view.items:  # a grouped message: a line per document, each with its link
         lines = [
-            f"• {mrkdwn(text)}" + (f" <{_slack_url(link)}|open>" if link else "") for text, link in view.items
+            # cut before escaping, so that no line is longer than a section and none is split in two
+            f"• {mrkdwn(cut(text, 300))}" + (f" <{_slack_url(link)}|open>" if link else "")
+            for text, link in view.items
         ]
         for chunk in _chunks("\n".join(lines), SLACK_TEXT):
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+            blocks.append({"type": "section", "text": _mrkdwn_object(chunk)})
     elif view.body:  # a report: its Markdown as mrkdwn sections
         for chunk in _chunks(_to_mrkdwn(view.body), SLACK_TEXT):
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+            blocks.append({"type": "section", "text": _mrkdwn_object(chunk)})
     if view.comment:
         quoted = "\n".join(
             "> " + line for line in mrkdwn(cut(view.comment, COMMENT_CHARS)).splitlines() or [""]
         )
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(quoted, SLACK_TEXT)}})
+        blocks.append({"type": "section", "text": _mrkdwn_object(cut(quoted, SLACK_TEXT))})
     for heading, lines in (("Recent scores", view.recent), ("Open tickets", view.tickets)):
         if lines:
             body = f"*{heading}*\n" + "\n".join(f"• {mrkdwn(line)}" for line in lines)
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(body, SLACK_TEXT)}})
+            blocks.append({"type": "section", "text": _mrkdwn_object(cut(body, SLACK_TEXT))})
     if view.suggestion:
         text = f"*Suggested:* {mrkdwn(view.suggestion)}"
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SLACK_TEXT)}})
+        blocks.append({"type": "section", "text": _mrkdwn_object(cut(text, SLACK_TEXT))})
     if view.link:
         blocks.append(
             {
@@ -449,57 +460,88 @@ def slack_message(view: View) -> dict[str, Any]:
                 ],
             }
         )
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(mrkdwn(view.footer), SLACK_TEXT)}]}
-    )
-    return {"text": cut(f"{view.badge} {view.summary}", SLACK_TEXT), "blocks": blocks[:50]}
+    blocks.append({"type": "context", "elements": [_mrkdwn_object(cut(mrkdwn(view.footer), SLACK_TEXT))]})
+    # the notification line and fallback: escaped too, and ``parse: none`` so that Slack links no
+    # name or bare URL in it; nothing of the message unfurls
+    return {
+        "text": cut(f"{view.badge} {mrkdwn(view.summary)}", SLACK_TEXT),
+        "parse": "none",
+        "unfurl_links": False,
+        "unfurl_media": False,
+        "blocks": blocks[:50],
+    }
 
 
 # -- Microsoft Teams --------------------------------------------------------------------
 
 
+def _text_runs(*runs: tuple[str, bool], limit: int = 1000) -> dict[str, Any]:
+    """A ``RichTextBlock`` of ``TextRun``s ``(text, bold)``: Adaptive Cards read no Markdown in a run."""
+    inlines: list[dict[str, Any]] = []
+    for text, bold in runs:
+        run: dict[str, Any] = {"type": "TextRun", "text": cut(escape.teams(text), limit)}
+        if bold:
+            run["weight"] = "Bolder"
+        inlines.append(run)
+    return {"type": "RichTextBlock", "inlines": inlines}
+
+
+def _report_runs(markdown: str) -> list[dict[str, Any]]:
+    """A report's Markdown as plain runs: headings bold, the rest as text (its escapes undone)."""
+    blocks = []
+    for line in markdown.splitlines():
+        if not line.strip() or line.startswith("|---"):
+            continue
+        heading = line.startswith("#")
+        text = line.lstrip("# ").replace("**", "") if heading else line.replace("**", "")
+        if text.startswith("|"):
+            text = " · ".join(cell.strip() for cell in text.strip("|").split("|"))
+        blocks.append(_text_runs((re.sub(r"\\(.)", r"\1", text), heading)))
+    return blocks
+
+
 def teams_message(view: View) -> dict[str, Any]:
-    """A Teams workflow-webhook body: one Adaptive Card (1.4) carrying the same as Slack's."""
+    """A Teams workflow-webhook body: one Adaptive Card (1.4) carrying the same as Slack's.
+
+    Every value from an event is in a ``TextRun`` (``_runs``): a comment such as
+    ``[Reset password](http://evil.example)`` shows as those characters, never as a link. The
+    card stays within Teams' 28 KB: longer values are cut shorter until it fits.
+    """
+    for limit in (1000, 300, 100, 40):
+        message = _teams_card(view, limit)
+        if len(orjson.dumps(message)) <= TEAMS_MAX_BYTES:
+            break
+    return message
+
+
+def _teams_card(view: View, limit: int) -> dict[str, Any]:
+    def _runs(*runs: tuple[str, bool]) -> dict[str, Any]:
+        return _text_runs(*runs, limit=limit)
+
     body: list[dict[str, Any]] = [
-        {
-            "type": "TextBlock",
-            "text": f"{view.badge} {view.title}",
-            "weight": "Bolder",
-            "size": "Large",
-            "wrap": True,
-        },
-        {"type": "TextBlock", "text": view.summary, "wrap": True},
+        {**_runs((f"{view.badge} {view.title}", True)), "spacing": "None"},
+        _runs((view.summary, False)),
     ]
-    if view.facts:
-        body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in view.facts]})
-    if view.body:  # Teams' TextBlock shows a subset of Markdown (bold, lists)
-        body.extend(
-            {"type": "TextBlock", "text": chunk, "wrap": True} for chunk in _chunks(view.body, 4000)[:6]
-        )
+    body.extend(_runs((f"{k}: ", True), (v, False)) for k, v in view.facts[:12])
+    if view.items:  # a grouped message: a line per document (each alert's own button is in the inbox)
+        body.extend(_runs((f"- {text}", False)) for text, _ in view.items[:25])
+    elif view.body:
+        body.extend(_report_runs(view.body)[:120])
     if view.comment:
         body.append(
             {
                 "type": "Container",
                 "style": "emphasis",
-                "items": [
-                    {
-                        "type": "TextBlock",
-                        "text": cut(view.comment, COMMENT_CHARS),
-                        "wrap": True,
-                        "isSubtle": True,
-                    }
-                ],
+                "items": [_runs((cut(view.comment, COMMENT_CHARS), False))],
             }
         )
     for heading, lines in (("Recent scores", view.recent), ("Open tickets", view.tickets)):
         if lines:
-            body.append({"type": "TextBlock", "text": heading, "weight": "Bolder", "wrap": True})
-            body.extend(
-                {"type": "TextBlock", "text": f"- {line}", "wrap": True, "spacing": "None"} for line in lines
-            )
+            body.append(_runs((heading, True)))
+            body.extend({**_runs((f"- {line}", False)), "spacing": "None"} for line in lines[:10])
     if view.suggestion:
-        body.append({"type": "TextBlock", "text": f"Suggested: {view.suggestion}", "wrap": True})
-    body.append({"type": "TextBlock", "text": view.footer, "isSubtle": True, "size": "Small", "wrap": True})
+        body.append(_runs(("Suggested: ", True), (view.suggestion, False)))
+    body.append(_runs((view.footer, False)))
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -537,20 +579,24 @@ def message_id(key: str, domain: str) -> str:
 
 def email_message(view: View, delivery: str, destination: str, domain: str) -> Mail:
     """Text and HTML parts of an e-mail; a re-notification of an alert references the alert's first mail."""
-    subject = cut(f"[{(view.severity or 'info').upper()}] {view.summary}", 200)
-    lines = [view.summary, ""]
-    lines += [f"{k}: {v}" for k, v in view.facts]
+    p = escape.plain
+    # a header line: no line break can start another header
+    subject = cut(" ".join(p(f"[{(view.severity or 'info').upper()}] {view.summary}").split()), 200)
+    lines = [p(view.summary), ""]
+    lines += [f"{p(k)}: {p(v)}" for k, v in view.facts]
     if view.comment:
-        lines += ["", "Customer's words:", *("> " + x for x in view.comment.splitlines())]
+        lines += ["", "Customer's words:", *("> " + x for x in p(view.comment).splitlines())]
     for heading, items in (("Recent scores", view.recent), ("Open tickets", view.tickets)):
         if items:
-            lines += ["", f"{heading}:", *(f"- {x}" for x in items)]
+            lines += ["", f"{heading}:", *(f"- {p(x)}" for x in items)]
+    if view.items:
+        lines += ["", *(f"- {p(text)}" + (f"  {link}" if link else "") for text, link in view.items)]
     if view.suggestion:
-        lines += ["", f"Suggested: {view.suggestion}"]
+        lines += ["", f"Suggested: {p(view.suggestion)}"]
     if view.link:
         lines += ["", f"Open in the inbox: {view.link}"]
-    lines += ["", "-- ", view.footer]
-    e = html.escape
+    lines += ["", "-- ", p(view.footer)]
+    e = escape.html_text
     rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in view.facts)
     parts = [
         f"<h2 style='margin:0 0 8px'>{e(view.badge)} {e(view.title)}</h2>",
@@ -568,11 +614,13 @@ def email_message(view: View, delivery: str, destination: str, domain: str) -> M
     if view.suggestion:
         parts.append(f"<p><strong>Suggested:</strong> {e(view.suggestion)}</p>")
     if view.link:
-        parts.append(f"<p><a href='{e(view.link, quote=True)}'>Open in the inbox</a></p>")
+        parts.append(f"<p><a href='{escape.html_attribute(view.link)}'>Open in the inbox</a></p>")
     parts.append(f"<p style='color:#777;font-size:small'>{e(view.footer)}</p>")
     body = "<!doctype html><html><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>"
-    if view.body is not None:  # a report: its own text and page
-        subject = cut(view.title, 200)
+    if view.items:  # a grouped message: its lines (above) and its own page
+        body = view.html or body
+    elif view.body is not None:  # a report: its own text and page
+        subject = cut(" ".join(p(view.title).split()), 200)
         lines = [view.body]
         body = view.html or body
     first = stable_id("msg", view.thread, destination) if view.thread else None
@@ -583,12 +631,13 @@ def email_message(view: View, delivery: str, destination: str, domain: str) -> M
 
 def console_text(view: View) -> str:
     """What the console destination prints: the message as a person would read it."""
-    lines = [f"{view.badge} {view.summary}"]
-    lines += [f"    {k}: {v}" for k, v in view.facts]
+    p = escape.plain
+    lines = [f"{view.badge} {p(view.summary)}"]
+    lines += [f"    {p(k)}: {p(v)}" for k, v in view.facts]
     if view.comment:
-        lines.append(f"    “{cut(view.comment, 160)}”")
+        lines.append(f"    “{' '.join(p(cut(view.comment, 160)).split())}”")  # one line, however written
     if view.suggestion:
-        lines.append(f"    suggested: {view.suggestion}")
+        lines.append(f"    suggested: {p(view.suggestion)}")
     if view.link:
         lines.append(f"    {view.link}")
     return "\n".join(lines)

@@ -107,7 +107,11 @@ def test_a_teams_card_carries_the_same_and_stays_under_28_kb(comment: str) -> No
     card = attachment["content"]
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
-    facts = {f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
+    facts = {
+        b["inlines"][0]["text"].rstrip(": "): b["inlines"][1]["text"]
+        for b in card["body"]
+        if b["type"] == "RichTextBlock" and len(b["inlines"]) == 2
+    }
     assert facts["Team"] == "billing" and facts["Queue"] == "billing"
     assert card["actions"][0]["url"].endswith("/alerts/alert_0123")
     assert len(orjson.dumps(message)) <= 28_000
