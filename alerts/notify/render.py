@@ -132,12 +132,10 @@ def group_view(message_type: str, docs: list[dict[str, Any]], inbox_url: str | N
         lines.append(f"- {escape.markdown(text)}" + (f" ([open]({v.link}))" if v.link else ""))
         anchor = f' <a href="{escape.html_attribute(v.link)}">open</a>' if v.link else ""
         items.append(f"<li>{escape.html_text(text)}{anchor}</li>")
-    # the queue as the worker names its topic (bounded, a-z 0-9 . _ -), whatever the document says
-    link = (
-        f"{inbox_url.rstrip('/')}/alerts?{urlencode({'queue': queue_token(queue)})}"
-        if inbox_url and queue
-        else None
-    )
+    # a queue is at most 200 characters (the worker's names): a longer one is no queue to link to
+    link = None
+    if inbox_url and queue:
+        link = f"{inbox_url.rstrip('/')}/alerts?{urlencode({'queue': queue[:200]})}"
     page = (
         "<!doctype html><html><body style='font-family:sans-serif'>"
         f"<h2>{escape.html_text(f'{len(docs)} {what}{where}')}</h2><p>{escape.html_text(tally)}</p>"
