@@ -72,6 +72,10 @@ class Destination(_Strict):
         None, description="Webhook: signing secrets (whsec_...), space-separated."
     )
     secrets_file: str | None = None
+    unsigned: bool = Field(
+        False,
+        description="Webhook: no signatures, on purpose (its receiver cannot tell forged requests).",
+    )
     smtp_host: str | None = None
     smtp_port: int | None = Field(None, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
@@ -121,6 +125,14 @@ class Destination(_Strict):
             raise ValueError("give signing secrets as secrets_env or secrets_file, not both")
         if (self.secrets_env or self.secrets_file) and self.kind != "webhook":
             raise ValueError("signing secrets are for webhook destinations")
+        signed = bool(self.secrets_env or self.secrets_file)
+        if self.kind == "webhook" and not signed and not self.unsigned:
+            raise ValueError(
+                "a webhook destination signs its requests: give secrets_env or secrets_file, or say"
+                " unsigned = true if its receiver checks nothing"
+            )
+        if self.unsigned and (self.kind != "webhook" or signed):
+            raise ValueError("unsigned = true is for a webhook destination without signing secrets")
         if self.group_s and self.kind == "webhook":
             raise ValueError(
                 "group_s is for people's channels (slack, teams, email, console): a webhook gets each "

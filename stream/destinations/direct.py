@@ -56,6 +56,11 @@ def check_destinations(
                         f"destination {name!r} ({sender.kind}): cannot connect to {where[0]}:{where[1]}"
                     )
             lines.append(f"  destination {name}: {sender.kind} {getattr(sender, 'address', '')} - {status}")
+            if rules.destinations[name].unsigned:
+                lines.append(
+                    f"  warning: destination {name!r} sends unsigned requests (unsigned = true): its"
+                    " receiver cannot tell them from forged ones"
+                )
     finally:
         asyncio.run(_close(senders))
     if problems:

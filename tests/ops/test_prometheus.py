@@ -89,7 +89,7 @@ def stack(
     rules = tmp_path / "rules.toml"
     rules.write_text(
         f'notify_default = ["hook"]\n[[rules]]\nname = "team-queue"\nqueue = "{{team}}"\n'
-        f'[destinations.hook]\nkind = "webhook"\nurl = "{receiver.url("/hook")}"\n'
+        f'[destinations.hook]\nkind = "webhook"\nurl = "{receiver.url("/hook")}"\nunsigned = true\n'
     )
     users = tmp_path / "users.toml"
     users.write_text(f'[users.x]\npassword_hash = "{hash_password("x")}"\nqueues = ["*"]\n')

@@ -13,6 +13,7 @@ DESTINATIONS: dict[str, Any] = {
     "crm": {
         "kind": "webhook",
         "url": "https://crm.example.com/hooks",
+        "secrets_env": "CRM_SECRETS",
         "types": ["recovery_alert", "followup_event"],
     },
     "billing-slack": {"kind": "slack", "url_env": "SLACK_BILLING"},
@@ -108,7 +109,7 @@ def test_stop_ends_the_search_and_a_rule_can_match_on_kind_team_and_source() -> 
         ),
         ({"destinations": {"bad name!": {"kind": "console"}}}, "String should match pattern"),
         (
-            {"destinations": {"w": {"kind": "webhook", "url": "https://x", "group_s": 60}}},
+            {"destinations": {"w": {"kind": "webhook", "url": "https://x", "unsigned": True, "group_s": 60}}},
             "group_s is for people's channels",
         ),
         ({"destinations": {"s": {"kind": "slack", "url_env": "S", "group_s": -1}}}, "greater than or equal"),
@@ -116,6 +117,17 @@ def test_stop_ends_the_search_and_a_rule_can_match_on_kind_team_and_source() -> 
             {"destinations": {"w": {"kind": "webhook", "url": "https://x", "types": ["nope"]}}},
             "Input should be",
         ),
+        # unsigned requests only when the file says so
+        ({"destinations": {"w": {"kind": "webhook", "url": "https://x"}}}, "or say unsigned = true"),
+        (
+            {
+                "destinations": {
+                    "w": {"kind": "webhook", "url": "https://x", "secrets_env": "S", "unsigned": True}
+                }
+            },
+            "without signing secrets",
+        ),
+        ({"destinations": {"s": {"kind": "slack", "url_env": "S", "unsigned": True}}}, "is for a webhook"),
     ],
 )
 def test_a_file_that_cannot_work_is_refused_with_the_reason(change: dict[str, Any], message: str) -> None:
