@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import tomllib
@@ -42,8 +43,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stream.errors import ConfigurationError
 
 SESSION_S = 12 * 3600.0
-MAX_FAILURES = 5  # failed logins of one user name ...
-LOCK_S = 60.0  # ... lock it for this long
+log = logging.getLogger(__name__)
+MAX_FAILURES = 5  # failed logins of one user name from one client address ...
+LOCK_S = 60.0  # ... lock that name for that address this long
+MAX_ADDRESS_FAILURES = 20  # failed logins from one address, whatever the names, lock the address
 _HASHER = PasswordHasher()
 
 
@@ -168,6 +171,38 @@ class Authority:
     sessions: SessionStore = field(default_factory=MemorySessions)
     failures: dict[str, list[float]] = field(default_factory=dict)
     clock: Any = time.time
+    users_file: Path | None = None  # re-read when it changes: removing a user or token takes effect
+    _stamp: tuple[int, int] | None = None
+
+    def refresh(self) -> None:
+        """Re-read the users file if it changed since it was read (one ``stat`` per request).
+
+        A file that no longer loads keeps the users read before, with an ERROR line: a typo must
+        not lock everyone out, and the operator sees why a change did not take effect.
+        """
+        if self.users_file is None:
+            return
+        try:
+            st = self.users_file.stat()
+        except OSError as exc:
+            log.error(
+                "Inbox users file %s: cannot read it (%s); keeping the users read before",
+                self.users_file,
+                exc.strerror,
+            )
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self.users = load_users(self.users_file)
+        except ConfigurationError as exc:
+            log.error("Inbox users file changed but does not load (%s); keeping the users read before", exc)
+            return
+        log.info(
+            "Inbox users file re-read: %d users, %d tokens", len(self.users.users), len(self.users.tokens)
+        )
 
     def principal(self, user: str) -> Principal | None:
         entry = self.users.users.get(user)
@@ -175,15 +210,29 @@ class Authority:
             return None
         return Principal(user, entry.name or user, _queues(entry.queues))
 
-    def locked(self, user: str, now: float) -> bool:
-        recent = [t for t in self.failures.get(user, []) if now - t < LOCK_S]
-        self.failures[user] = recent
-        return len(recent) >= MAX_FAILURES
+    def _recent(self, key: str, now: float) -> int:
+        recent = [t for t in self.failures.get(key, []) if now - t < LOCK_S]
+        if recent:
+            self.failures[key] = recent
+        else:
+            self.failures.pop(key, None)
+        return len(recent)
 
-    def check_password(self, user: str, password: str) -> Principal | None:
+    def locked(self, user: str, now: float, address: str | None = None) -> bool:
+        """Too many recent failures for this name from this address, or from this address at all.
+
+        By name and address, so that guessing a colleague's password from one place does not lock
+        the colleague out everywhere; by address too, so that trying many names is throttled.
+        """
+        return (
+            self._recent(f"name:{address}:{user}", now) >= MAX_FAILURES
+            or self._recent(f"address:{address}", now) >= MAX_ADDRESS_FAILURES
+        )
+
+    def check_password(self, user: str, password: str, address: str | None = None) -> Principal | None:
         """The user, if the password is theirs (slow on purpose: argon2)."""
         now = time.time()
-        if self.locked(user, now):
+        if self.locked(user, now, address):
             return None
         entry = self.users.users.get(user)
         stored = entry.password_hash if entry else None
@@ -194,7 +243,8 @@ class Authority:
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok:
-            self.failures.setdefault(user, []).append(now)
+            self.failures.setdefault(f"name:{address}:{user}", []).append(now)
+            self.failures.setdefault(f"address:{address}", []).append(now)
             return None
         return self.principal(user)
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -35,12 +36,15 @@ def authority_from(settings: Settings, sessions: SessionStore | None = None) -> 
             "the inbox needs SURVEY_ALERTS_INBOX_USERS: a users file with argon2 password hashes "
             "(survey-alerts inbox hash-password); see the README's inbox section"
         )
-    return Authority(
+    authority = Authority(
         load_users(settings.inbox_users),
         trusted_header=settings.inbox_trusted_header,
         trusted_proxies=settings.inbox_trusted_proxies,
         sessions=sessions if sessions is not None else MemorySessions(),
+        users_file=Path(settings.inbox_users),
     )
+    authority.refresh()  # notes the file's state (it was just read)
+    return authority
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None, announce: Any = None) -> None:

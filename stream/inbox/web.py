@@ -14,10 +14,11 @@ import logging
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 from aiohttp import web
@@ -97,6 +98,20 @@ class Inbox:
         )
         self.env.filters.update(when=_when, money=money, num=_num)
         self.env.globals.update(relative=lambda e: _relative(e, self.clock()))
+        # status banners after an action, kept here for the session's next page (never read from a
+        # URL, where anyone could write "Your session expired. Call 555-0100" into a banner)
+        self.flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def flash(self, request: web.Request, kind: str, message: str) -> None:
+        """A banner for the next page this session shows: ``sent`` or ``error``."""
+        self.flashes[str(request["csrf"])] = (kind, message)
+        while len(self.flashes) > 10_000:  # sessions that never came back for theirs
+            self.flashes.popitem(last=False)
+
+    def flashed(self, request: web.Request) -> tuple[str | None, str | None]:
+        """The banner waiting for this session, once: ``(sent, error)``."""
+        kind, message = self.flashes.pop(str(request.get("csrf")), (None, None))
+        return (message, None) if kind == "sent" else (None, message)
 
     # -- the app ----------------------------------------------------------------------------
 
@@ -127,16 +142,19 @@ class Inbox:
 
     @web.middleware
     async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
-        response.headers.setdefault(
-            "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        """Security headers on every answer, redirects and errors (raised, in aiohttp) included; and
+        ``no-store`` on all but the static files, since pages and API answers hold customer data."""
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            _secure(exc.headers, request.path)
+            raise
+        _secure(response.headers, request.path)
         return response
 
     @web.middleware
     async def _login(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.auth.refresh()  # a user or token removed from the users file loses access now
         path = request.path
         if path in ("/login", "/health", "/ready", "/metrics", "/favicon.ico") or path.startswith("/static/"):
             return await handler(request)
@@ -225,7 +243,7 @@ class Inbox:
         if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
             return self._login_form(request, 403, target, "The form expired; please log in again.")
         loop = asyncio.get_running_loop()
-        principal = await loop.run_in_executor(None, self.auth.check_password, user, password)
+        principal = await loop.run_in_executor(None, self.auth.check_password, user, password, request.remote)
         if principal is None:
             log.info(
                 "Inbox: a login failed"
@@ -288,6 +306,7 @@ class Inbox:
             return self.render(
                 request, "error.html", status=403, message=f"You are not in queue {found['queue']}."
             )
+        sent, error = self.flashed(request)
         return self.render(
             request,
             "alert.html",
@@ -297,8 +316,8 @@ class Inbox:
             waiting=found["status"] in WAITING,
             action_id="act_" + secrets.token_hex(16),
             root_causes=self.settings.root_causes,
-            sent=request.query.get("sent"),
-            error=request.query.get("error"),
+            sent=sent,
+            error=error,
         )
 
     async def act(self, request: web.Request) -> web.StreamResponse:
@@ -313,10 +332,12 @@ class Inbox:
         status, body = await self._act(principal, alert_id, fields)
         where = f"/alerts/{alert_id}"
         if status == 202:
-            raise web.HTTPSeeOther(f"{where}?{urlencode({'sent': body['action']['type']})}")
+            self.flash(request, "sent", body["action"]["type"])
+            raise web.HTTPSeeOther(where)
         if status in (403, 404):
             return self.render(request, "error.html", status=status, message=body["message"])
-        raise web.HTTPSeeOther(f"{where}?{urlencode({'error': body['message']})}")
+        self.flash(request, "error", body["message"])
+        raise web.HTTPSeeOther(where)
 
     async def _act(
         self, principal: Principal, alert_id: str, fields: dict[str, str]
@@ -479,8 +500,30 @@ def _api_row(row: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _secure(headers: Any, path: str) -> None:
+    headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if not path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+
+
+_UNSAFE_NEXT = re.compile(r"[\x00-\x20\x7f\\]")  # controls, spaces, backslash: browsers drop or turn them
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site: ``next`` must never send a user elsewhere after logging in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site: ``next`` must never send a user elsewhere after logging in.
+
+    Checked as a browser will read it: browsers remove tabs and line breaks from a URL and read a
+    backslash as a slash, so ``/\t/evil.example`` is ``//evil.example``: such characters are refused
+    outright, then the path must start with one ``/`` and name no scheme or host.
+    """
+    if not target or _UNSAFE_NEXT.search(target) or len(target) > 2000:
+        return "/alerts"
+    parts = urlsplit(target)
+    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc:
         return "/alerts"
     return target

@@ -146,8 +146,13 @@ def test_an_agent_closes_the_loop_in_the_browser(stack: tuple[Service, Process, 
         ):
             assert needed in page, needed
         driver.find_element(By.CSS_SELECTOR, "button[value=contacted]").click()
-        wait_for(lambda: "?sent=contacted" in driver.current_url, 10, "the page after sending")
-        assert "Sent: contacted" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+        notice = wait_for(
+            lambda: driver.find_elements(By.CSS_SELECTOR, "p.notice"), 10, "the page after sending"
+        )
+        assert "Sent: contacted" in notice[0].text
+        assert "sent=" not in driver.current_url  # the banner comes from the session, not the URL
+        driver.refresh()  # and once
+        assert not driver.find_elements(By.CSS_SELECTOR, "p.notice")
 
         def status() -> str:
             driver.get(f"{base}/alerts/{calm_alert['alert_id']}")
@@ -265,3 +270,123 @@ def test_a_restart_of_the_inbox_keeps_people_logged_in(stack: tuple[Service, Pro
         assert "/login" in resp.geturl()
     url, _ = get("/alerts")
     assert "/login" in url
+
+
+def _log_in(browser: Any, base: str, user: str, password: str, target: str = "/alerts") -> Any:
+    import http.cookiejar  # noqa: F401  (the opener carries its cookie jar)
+    import re
+    import urllib.parse
+
+    with browser.open(base + "/login", timeout=10) as resp:
+        form = resp.read().decode()
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    data = urllib.parse.urlencode(
+        {"username": user, "password": password, "csrf": token.group(1), "next": target}
+    ).encode()
+    return browser.open(base + "/login", data=data, timeout=10)
+
+
+def _browser() -> Any:
+    import http.cookiejar
+
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _answer(opener: Any, url: str, data: bytes | None = None) -> tuple[int, Any]:
+    """The status and headers of a request, errors and redirects included."""
+    try:
+        with opener.open(url, data=data, timeout=30) as resp:
+            return int(resp.status), resp.headers
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.headers
+
+
+def test_the_inbox_is_not_a_redirector_nor_a_billboard(stack: tuple[Service, Process, str]) -> None:
+    """Open redirects after login, banners written in the URL, and missing headers on redirects and
+    errors: tried as an attacker would, in a real browser where a browser is the one fooled."""
+    import re
+    import urllib.parse
+
+    svc, _inbox, base = stack
+    cid = uid("cust")
+    svc.send_ticket(ticket(cid, "t-9", "created", team="billing"))
+    svc.send_survey(survey(cid, nps=1, ticket_id="t-9"))
+    alert_id = svc.alerts_for(cid, 1)[0]["alert_id"]
+
+    # the redirect after login, as the real server answers it: every trick lands on this site
+    tricks = ["/\t/evil.example/", "/\r\n/evil.example/", "//evil.example/", "/\\evil.example"]
+    tricks += ["https://evil.example/", "/%09/evil.example/", " /evil", "/\x00/evil.example"]
+    for target in tricks:
+        opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPCookieProcessor())
+        with opener.open(base + "/login", timeout=10) as resp:
+            token = re.search(r'name="csrf" value="([^"]+)"', resp.read().decode())
+        assert token
+        fields = {"username": "sam", "password": "sam-password", "csrf": token.group(1), "next": target}
+        status, headers = _answer(opener, base + "/login", urllib.parse.urlencode(fields).encode())
+        location = headers["Location"]
+        assert status == 303 and urllib.parse.urlsplit(location).netloc == "", (target, location)
+        assert not location.startswith("//") and "\\" not in location, (target, location)
+        assert headers["X-Content-Type-Options"] == "nosniff" and headers["Content-Security-Policy"]
+
+    driver = chromium()
+    try:
+        # a link as an attacker would send it: the browser ends on the inbox, never elsewhere
+        driver.get(base + "/login?next=/%09/evil.example/")
+        driver.find_element(By.NAME, "username").send_keys("sam")
+        driver.find_element(By.NAME, "password").send_keys("sam-password")
+        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_for(lambda: "/alerts" in driver.current_url, 10, "the queue after logging in")
+        assert urllib.parse.urlsplit(driver.current_url).netloc == urllib.parse.urlsplit(base).netloc
+
+        # banners written into a URL say nothing
+        spoof = "?error=Your%20session%20expired.%20Call%20555-0100&sent=resolved"
+        driver.get(f"{base}/alerts/{alert_id}{spoof}")
+        page = driver.page_source
+        assert "555-0100" not in page and "Sent: resolved" not in page
+        assert not driver.find_elements(By.CSS_SELECTOR, "p.notice, p.error")
+        screenshot(driver, "inbox-no-spoofed-banner")
+    finally:
+        driver.quit()
+
+    # security headers and no-store on pages, API answers, redirects and errors alike
+    browser = _browser()
+    with _log_in(browser, base, "sam", "sam-password") as resp:
+        assert resp.headers["Cache-Control"] == "no-store"  # the queue: customer data
+    expected = {"/alerts": 200, f"/alerts/{alert_id}": 200, "/api/v1/alerts": 401, "/nowhere": 404}
+    for path, code in expected.items():
+        status, headers = _answer(browser, base + path)
+        assert status == code, (path, status)
+        assert headers["Cache-Control"] == "no-store", path
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+    status, headers = _answer(urllib.request.build_opener(), base + "/login", b"x" * (3 << 20))
+    assert status == 413 and headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_removing_a_user_or_a_token_takes_effect_at_once(
+    stack: tuple[Service, Process, str], tmp_path: Path
+) -> None:
+    _svc, _inbox, base = stack
+    users = tmp_path / "users.toml"
+    rita = _browser()
+    with _log_in(rita, base, "rita", "rita-password") as resp:
+        assert resp.geturl().endswith("/alerts")
+    assert http(base + "/api/v1/alerts", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+
+    text = users.read_text()
+    head, _, rest = text.partition("[users.rita]")
+    users.write_text(head + "[users.x]" + rest.split("[tokens.crm]")[0])  # rita and the token removed
+    with rita.open(base + "/alerts", timeout=10) as resp:
+        assert "/login" in resp.geturl()  # logged out at the next click
+    assert http(base + "/api/v1/alerts", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 401
+
+    users.write_text("this is [not toml")  # a broken file keeps the users read before
+    sam = _browser()
+    with _log_in(sam, base, "sam", "sam-password") as resp:
+        assert resp.geturl().endswith("/alerts")
