@@ -9,6 +9,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from alerts.digest import Digest, Thresholds, build, fmt, money
+from alerts.notify import escape
 from stream.digest import charts
 from stream.errors import ConfigurationError
 from stream.readmodel.db import ReadModel
@@ -68,7 +69,11 @@ def _env(autoescape: bool) -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        fmt=lambda v, m: fmt(m, v), money=money, pct=lambda v: "n/a" if v is None else f"{v:.0%}", day=_day
+        fmt=lambda v, m: fmt(m, v),
+        money=money,
+        pct=lambda v: "n/a" if v is None else f"{v:.0%}",
+        day=_day,
+        md=lambda v: escape.markdown(str(v)),  # every value from events, in the Markdown report
     )
     return env
 
