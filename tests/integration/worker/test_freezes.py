@@ -203,9 +203,11 @@ def test_repeated_freezes_never_leave_the_worker_stuck(tmp_path: Path) -> None:
         print(f"exits for a restart (status 75): {len(restarts)}: {restarts}")
         print(f"every exit: {supervisor.exits}")
         for code, why in supervisor.exits:
-            # a worker exits for a restart (75), or, restarted while the broker is still frozen,
-            # stops at start with one line: it cannot reach Kafka (1); the supervisor tries again
-            assert code == EXIT_STALLED or (code == 1 and "cannot reach Kafka" in why), (code, why)
+            # every exit is a failure status, so that any supervisor (systemd's on-failure too) starts
+            # it again: 75 for a restart (a deadline, the watchdog, a stuck shutdown), 1 when a produce
+            # request timed out and the worker stopped with nothing acked, or, restarted while the
+            # broker is still frozen, when it cannot reach Kafka at start
+            assert code in (EXIT_STALLED, 1), (code, why)
     finally:
         ending.set()
         if pid is not None:
