@@ -163,6 +163,7 @@ def _alert(
         "threshold": f.threshold,
         "submitted_at": format_timestamp(resp.submitted_at),
         "created_at": format_timestamp(now),
+        "cause_at": format_timestamp(resp.submitted_at),
         "follow_up_due_at": format_timestamp(now + policy.due(f.severity, state.tier)),
         "playbook": router.playbook(f.kind, ticket.category if ticket else None, state.account_value),
         # the customer's own words, for whoever calls them back (personal data: topics only)

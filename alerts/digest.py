@@ -135,17 +135,21 @@ def significance(now: Score, before: Score, z: float) -> tuple[float | None, boo
 
 
 def contact_times(alerts: Iterable[dict[str, Any]], events: Iterable[dict[str, Any]]) -> list[float]:
-    """Seconds from each alert's creation to its first ``contacted`` event."""
+    """Seconds from each alert's cause to its first ``contacted`` event: both event times (the
+    survey's ``submitted_at``, the action's ``at``), so a backfilled week measures what happened to
+    its customers, not when the worker saw it. Older rows without a cause time use the creation;
+    an action dated before its cause (clocks that disagree) counts as 0."""
     first: dict[str, float] = {}
     for e in events:
         if e["type"] == "contacted":
             at = float(e["at"])
             first[e["alert_id"]] = min(first.get(e["alert_id"], at), at)
-    return [
-        max(0.0, first[a["alert_id"]] - float(a["created_at"]))
-        for a in alerts
-        if a["alert_id"] in first and a.get("created_at") is not None
-    ]
+    times = []
+    for a in alerts:
+        began = a.get("cause_at") if a.get("cause_at") is not None else a.get("created_at")
+        if a["alert_id"] in first and began is not None:
+            times.append(max(0.0, first[a["alert_id"]] - float(began)))
+    return times
 
 
 def _is_followed(alert: dict[str, Any]) -> bool:

@@ -43,6 +43,7 @@ def escalation(
     router: Router,
     now: datetime,
     cause: str,
+    cause_at: str | None,
     alert_id: str | None = None,
 ) -> dict[str, Any]:
     """An escalation document (contract: ``escalations.<queue>``); ``cause`` makes its id deterministic."""
@@ -63,6 +64,7 @@ def escalation(
         "reason": reason,
         "rule": rule,
         "routed_at": format_timestamp(now),
+        "cause_at": cause_at,
         "alert_id": alert_id,
         "ticket": ticket_summary(ticket) if ticket else None,
         "customer": customer_context(state),
@@ -84,6 +86,7 @@ def ticket_escalation(ev: TicketEvent, state: CustomerState, router: Router, now
         router=router,
         now=now,
         cause=ev.event_id,
+        cause_at=format_timestamp(ev.occurred_at),
     )
 
 
@@ -107,6 +110,7 @@ def alert_escalation(
         router=router,
         now=now,
         cause=alert["alert_id"],
+        cause_at=alert.get("cause_at") or alert.get("submitted_at"),
         alert_id=alert["alert_id"],
     )
     return doc

@@ -441,6 +441,7 @@ def check_overdue(fu: FollowUp, now: datetime, policy: FollowUpPolicy, out: Chan
                 "threshold": 0,
                 "submitted_at": None,
                 "created_at": stamp,
+                "cause_at": stamp,  # the SLA clock found it overdue now
                 "follow_up_due_at": format_timestamp(from_epoch(t + policy.renotify_s)),
                 "original_alert_id": fu.alert_id,
                 "notice": fu.notices,
@@ -474,6 +475,7 @@ def check_overdue(fu: FollowUp, now: datetime, policy: FollowUpPolicy, out: Chan
                 f"(notice {fu.notices} of {policy.max_notices})",
                 "rule": "followup-sla",
                 "routed_at": stamp,
+                "cause_at": stamp,
                 "alert_id": fu.alert_id,
             },
         )

@@ -109,6 +109,11 @@ class RecoveryAlert(OutputModel):
     submitted_at: Timestamp | None
     created_at: Timestamp
     follow_up_due_at: Timestamp
+    cause_at: Timestamp | None = Field(
+        None,
+        description="Event time of its cause, by which reports place it: the survey's submitted_at, the"
+        " ticket event's occurred_at; for an overdue notice, when the SLA clock found it overdue.",
+    )
     playbook: Playbook | None = None
     comment: str | None = Field(None, description="The survey's free text (personal data).")
     touchpoint: str | None = None
@@ -132,6 +137,11 @@ class Escalation(OutputModel):
     reason: str | None
     rule: str
     routed_at: Timestamp
+    cause_at: Timestamp | None = Field(
+        None,
+        description="Event time of its cause, by which reports place it: the survey's submitted_at, the"
+        " ticket event's occurred_at; for an overdue notice, when the SLA clock found it overdue.",
+    )
     alert_id: str | None = None
     owner: str | None = None
     ticket: TicketSummary | None = None

@@ -23,7 +23,17 @@ from stream.console import settings_or_exit
 )
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to FILE.")
 @click.option("--send", "destination", default=None, help="Hand it to this destination of the rules file.")
-def digest(period: str, until_text: str | None, form: str, out: str | None, destination: str | None) -> None:
+@click.option(
+    "--allow-empty", is_flag=True, help="Print the digest of a period with no data at all (else: an error)."
+)
+def digest(
+    period: str,
+    until_text: str | None,
+    form: str,
+    out: str | None,
+    destination: str | None,
+    allow_empty: bool,
+) -> None:
     """The executive update and escalation review of a period, from the inbox's read model.
 
     Goals (SURVEY_ALERTS_TARGETS) with n and significant changes, top risks by contact driver,
@@ -45,6 +55,12 @@ def digest(period: str, until_text: str | None, form: str, out: str | None, dest
         d = asyncio.run(compute(settings, until, period_s, now=datetime.now(UTC).timestamp()))
     except (ConfigurationError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    if not allow_empty and d.alerts == 0 and not d.escalations_by_team and all(g.n == 0 for g in d.goals):
+        # "on track, every goal met (0 of 5 measured)" would be mailed by a cron job and believed
+        raise click.ClickException(
+            f"no data for the period ({period} until {until_text or 'now'}): no alert, escalation or score"
+            " in the read model (is the inbox feeding it?); --allow-empty prints the empty digest"
+        )
     if form == "json":
         import dataclasses
 

@@ -64,6 +64,7 @@ alerts = Table(
     Column("tier", String(256)),
     Column("account_value", Float),
     Column("created_at", Float),
+    Column("cause_at", Float),  # event time of its cause (migration 4): reports place it by this
     Column("due_at", Float),
     Column("status", String(32), nullable=False, default="open"),
     Column("status_at", Float),
@@ -110,6 +111,7 @@ escalations = Table(
     Column("reason", Text),
     Column("rule", String(256)),
     Column("routed_at", Float),
+    Column("cause_at", Float),  # event time of its cause (migration 4)
     Column("doc", Text),
 )
 Index("escalations_queue_routed", escalations.c.queue, escalations.c.routed_at)
@@ -185,11 +187,26 @@ async def _v3(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[sessions]))
 
 
+async def _v4(conn: AsyncConnection) -> None:
+    # a database made by migration 1 of this version has the columns already (the tables declare them)
+    def add(sync: Any) -> None:
+        from sqlalchemy import inspect
+
+        for table in ("alerts", "escalations"):
+            if "cause_at" not in {c["name"] for c in inspect(sync).get_columns(table)}:
+                sync.execute(text(f"ALTER TABLE {table} ADD COLUMN cause_at FLOAT"))
+        sync.execute(text("CREATE INDEX IF NOT EXISTS alerts_cause ON alerts (cause_at)"))
+        sync.execute(text("CREATE INDEX IF NOT EXISTS escalations_cause ON escalations (cause_at)"))
+
+    await conn.run_sync(add)
+
+
 # (version, what it does, how): append, never edit an applied one
 MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (1, "alerts, follow-up events, escalations, sent actions, offsets", _v1),
     (2, "feedback-windows snapshots (for the digest)", _v2),
     (3, "login sessions", _v3),
+    (4, "the event time of each alert's and escalation's cause (the digest places them by it)", _v4),
 ]
 
 
@@ -371,6 +388,10 @@ class ReadModel:
             "tier": _text(customer.get("tier")),
             "account_value": _num(customer.get("account_value")),
             "created_at": epoch_or_none(doc.get("created_at")),
+            # documents from before cause_at: the survey's time, else when the worker raised it
+            "cause_at": epoch_or_none(doc.get("cause_at"))
+            or epoch_or_none(doc.get("submitted_at"))
+            or epoch_or_none(doc.get("created_at")),
             "original_alert_id": _text(doc.get("original_alert_id"), 128),
             "notice": doc.get("notice") if isinstance(doc.get("notice"), int) else None,
             "doc": orjson.dumps(doc).decode(),
@@ -412,6 +433,7 @@ class ReadModel:
             "reason": _text(doc.get("reason"), 2000),
             "rule": _text(doc.get("rule")),
             "routed_at": epoch_or_none(doc.get("routed_at")),
+            "cause_at": epoch_or_none(doc.get("cause_at")) or epoch_or_none(doc.get("routed_at")),
             "doc": orjson.dumps(doc).decode(),
         }
         result = await conn.execute(self._insert(escalations).values(**values).on_conflict_do_nothing())
@@ -547,16 +569,16 @@ class ReadModel:
             return list(found.values())
 
     async def period(self, start: float, end: float) -> dict[str, list[dict[str, Any]]]:
-        """Alerts created, escalations routed and follow-up events in ``[start, end)``, for the digest."""
+        """Alerts and escalations whose cause happened in ``[start, end)`` (event time: the survey's
+        ``submitted_at``, the ticket event's ``occurred_at``), and every follow-up event of those
+        alerts, for the digest. A week backfilled later reads exactly like the same week live."""
+        alert_time = func.coalesce(alerts.c.cause_at, alerts.c.created_at)
+        escalation_time = func.coalesce(escalations.c.cause_at, escalations.c.routed_at)
         async with self.engine.connect() as conn:
             a = await conn.execute(
-                select(alerts).where(
-                    alerts.c.known == 1, alerts.c.created_at >= start, alerts.c.created_at < end
-                )
+                select(alerts).where(alerts.c.known == 1, alert_time >= start, alert_time < end)
             )
-            e = await conn.execute(
-                select(escalations).where(escalations.c.routed_at >= start, escalations.c.routed_at < end)
-            )
+            e = await conn.execute(select(escalations).where(escalation_time >= start, escalation_time < end))
             found_alerts = [_plain(r) for r in a]
             ids = [r["alert_id"] for r in found_alerts]
             history: list[dict[str, Any]] = []

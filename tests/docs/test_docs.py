@@ -32,6 +32,7 @@ HELPER_VARIABLES = {
     "SURVEY_ALERTS_KAFKA_VERSION",
     "SURVEY_ALERTS_TEST_OUTAGE_S",
     "SURVEY_ALERTS_TEST_BURST_BACKLOG",
+    "SURVEY_ALERTS_TEST_FREEZES",
     "SURVEY_ALERTS_ARTIFACTS",
 }
 # paths a reader creates (ignored by git), shown as what to create

@@ -100,7 +100,7 @@ def test_read_model(database: str) -> None:
     async def go() -> None:
         model = ReadModel(database)
         try:
-            assert await model.migrate() == [1, 2, 3]
+            assert await model.migrate() == [1, 2, 3, 4]
             assert await model.migrate() == []  # applied once
             assert await model.apply(RECORDS) == 7
             assert await model.apply(RECORDS) == 0  # a replay changes nothing
@@ -267,3 +267,58 @@ def test_a_reader_refuses_a_database_that_is_not_there_and_creates_none(tmp_path
     with pytest.raises(ConfigurationError, match="has no data yet: the inbox creates and feeds it"):
         run(read())
     assert not path.exists() and not path.parent.exists()
+
+
+def test_a_period_holds_what_happened_in_it_not_what_was_seen_then(database: str) -> None:
+    # a week processed late (a backfill, a catch-up): the worker saw it now, it happened 8 days ago
+    day = 86400.0
+    late = alert("a-backfilled", "billing", NOW + 600)
+    late.update(created_at=stamp(NOW), submitted_at=stamp(NOW - 8 * day), cause_at=stamp(NOW - 8 * day))
+    live = alert("a-live", "billing", NOW + 600)
+    live.update(created_at=stamp(NOW - 60), submitted_at=stamp(NOW - 120), cause_at=stamp(NOW - 120))
+    esc = {**sample("escalation", "x"), "escalation_id": "e-backfilled", "queue": "billing"}
+    esc.update(routed_at=stamp(NOW), cause_at=stamp(NOW - 8 * day))
+    records = [
+        ("alert", "recovery-alerts", 0, 0, late),
+        ("alert", "recovery-alerts", 0, 1, live),
+        ("escalation", "escalations.billing", 0, 0, esc),
+    ]
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        model = ReadModel(database)
+        try:
+            await model.migrate()
+            await model.apply(records)
+            return await model.period(NOW - 14 * day, NOW - 7 * day), await model.period(
+                NOW - 7 * day, NOW + 1
+            )
+        finally:
+            await model.close()
+
+    last_week, this_week = run(go())
+    assert [a["alert_id"] for a in last_week["alerts"]] == ["a-backfilled"]
+    assert [e["escalation_id"] for e in last_week["escalations"]] == ["e-backfilled"]
+    assert [a["alert_id"] for a in this_week["alerts"]] == ["a-live"] and this_week["escalations"] == []
+
+
+def test_the_digest_of_a_period_without_data_is_an_error_unless_asked_for(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "inbox.db"
+
+    async def create() -> None:
+        model = ReadModel(str(db))
+        try:
+            await model.migrate()
+        finally:
+            await model.close()
+
+    run(create())
+    env = {**os.environ, "SURVEY_ALERTS_INBOX_DB": str(db)}
+    args = [sys.executable, "-m", "stream.cli", "digest", "--format", "json"]
+    empty = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 1 and "no data for the period" in empty.stderr, empty.stderr
+    allowed = subprocess.run([*args, "--allow-empty"], env=env, capture_output=True, text=True, timeout=60)
+    assert allowed.returncode == 0 and orjson.loads(allowed.stdout)["alerts"] == 0
