@@ -160,11 +160,18 @@ def run_demo(
         )
         settings = Settings(broker=broker.url, web_port=port)
         ensure_topics(settings)
-        log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed below
-        logs.append(log)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+
+        def spawn(command: str) -> subprocess.Popen[bytes]:
+            """``survey-alerts COMMAND`` with the demo's settings, its output to COMMAND.log."""
+            logs.append(open(workdir / f"{command}.log", "wb"))  # noqa: SIM115
+            return subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", command],
+                env=env,
+                stdout=logs[-1],
+                stderr=subprocess.STDOUT,
+            )
+
+        worker = spawn("worker")
         click.echo(
             f"worker started; metrics at http://127.0.0.1:{port}/metrics ; log {workdir}/worker.log"
             " (the demo's directory is removed when it stops)"
@@ -173,11 +180,7 @@ def run_demo(
             f"notifier (inside the worker) posts to the local receiver {receiver.url('/')}: signed webhooks, "
             f"and Slack messages for critical alerts (rules: {rules})"
         )
-        inbox_log = open(workdir / "inbox.log", "wb")  # noqa: SIM115 - closed below
-        logs.append(inbox_log)
-        inbox = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "inbox"], env=env, stdout=inbox_log, stderr=subprocess.STDOUT
-        )
+        inbox = spawn("inbox")
         click.secho(
             f"inbox at http://127.0.0.1:{inbox_port}/ - log in as demo / {password} "
             f"(log {workdir}/inbox.log)",
