@@ -48,6 +48,7 @@ def test_a_missing_broker_is_one_line_naming_it(command: list[str], tmp_path: Pa
     took = time.monotonic() - started
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+    assert "\x1b[" not in done.stderr + done.stdout  # no terminal colour codes when not a terminal
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: cannot reach Kafka at ") and address in last, done.stderr
     # kafka-python's own bootstrap wait is 30 s: SURVEY_ALERTS_CONNECT_TIMEOUT_S bounds it instead

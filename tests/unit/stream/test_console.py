@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 from stream.console import JsonFormatter, level
 from stream.settings import Settings
@@ -59,3 +60,15 @@ def test_every_log_level_name_maps() -> None:
     names = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
     for name, want in names.items():
         assert level(Settings(log_level=name)) == want  # type: ignore[arg-type]
+
+
+def test_the_group_less_warning_of_kafka_python_is_silenced_and_nothing_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import stream.kafka.security  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("kafka.coordinator.consumer")
+    with caplog.at_level(logging.WARNING, logger="kafka.coordinator.consumer"):
+        logger.warning("group_id is None: disabling auto-commit.")
+        logger.warning("Heartbeat failed")
+    assert [r.getMessage() for r in caplog.records] == ["Heartbeat failed"]
