@@ -5,9 +5,12 @@ and the period before, and returns numbers and sentences; ``stream.digest`` read
 from the inbox's read model and renders Markdown or HTML. The same rows always give the
 same digest, so a past period reported again gives the same numbers.
 
-A change counts as a change only when it is significant: for scores, the two windows'
-standard errors give z = (now - before) / sqrt(se_now^2 + se_before^2), significant when
-|z| >= ``Thresholds.z``; counts and medians are reported with their n, never called a change.
+A change counts as a change only when it is significant: the two periods' standard errors give
+z = (now - before) / sqrt(se_now^2 + se_before^2), significant when |z| >= ``Thresholds.z``. Scores
+bring their standard error from the window; a proportion (CSAT, the share of follow-ups resolved)
+gets sqrt(p(1 - p) / n) from its counts. Medians are reported with their n, never called a change.
+Escalations are the customers' (a ticket escalated, a high-value customer's alert); overdue
+notices, the follow-up SLA's own escalations, are counted apart under follow-up health.
 """
 
 from __future__ import annotations
@@ -119,6 +122,8 @@ class Digest:
     alerts: int
     overdue_by_queue: list[tuple[str, int, int]]  # queue, overdue now, waiting
     asks: list[str] = field(default_factory=list)
+    overdue_notices: int = 0  # the SLA's escalations of follow-ups not contacted in time, this period
+    vanished: list[tuple[str, float]] = field(default_factory=list)  # no contacts now: previous share
 
 
 def significance(now: Score, before: Score, z: float) -> tuple[float | None, bool | None]:
@@ -175,6 +180,14 @@ def money(value: float) -> str:
     )
 
 
+def fresh(rows: Sequence[dict[str, Any]], since: float | None) -> list[dict[str, Any]]:
+    """The snapshots updated in the period: a key with no events since ``since`` was not published
+    again, and its newest snapshot tells of an earlier period (left out)."""
+    if since is None:
+        return list(rows)
+    return [r for r in rows if r.get("as_of") is None or float(r["as_of"]) >= since]
+
+
 def risks(
     snapshots: Sequence[dict[str, Any]],
     previous: Sequence[dict[str, Any]],
@@ -226,10 +239,28 @@ def risks(
     return sorted(out, key=lambda r: (-r.detractor_share, -r.value_at_risk, r.driver))
 
 
+PERCENT_SHARES = {"csat", "ces_easy", "goal_completion"}  # in %, of counted answers
+
+
+MIN_PROPORTION_N = 30  # below this the normal approximation of a share's error says nothing
+
+
+def proportion_stderr(p: float | None, n: int) -> float | None:
+    """The standard error sqrt(p(1 - p) / n) of a share ``p`` of ``n``; None (not tested) for fewer
+    than ``MIN_PROPORTION_N`` (one follow-up resolved of one is no evidence of anything)."""
+    if p is None or n < MIN_PROPORTION_N or not 0.0 <= p <= 1.0:
+        return None
+    return math.sqrt(p * (1 - p) / n)
+
+
 def _score(rows: Sequence[dict[str, Any]], metric: str) -> Score:
     for r in rows:
         if r["dimension"] == "overall" and r["metric"] == metric:
-            return Score(r.get("value"), int(r.get("responses") or 0), r.get("stderr"))
+            value, n, stderr = r.get("value"), int(r.get("responses") or 0), r.get("stderr")
+            if stderr is None and metric in PERCENT_SHARES and value is not None:
+                share = proportion_stderr(float(value) / 100, n)
+                stderr = None if share is None else 100 * share
+            return Score(value, n, stderr)
     return Score(None, 0, None)
 
 
@@ -254,6 +285,8 @@ def build(
     """
     alerts = [a for a in current["alerts"] if _is_followed(a)]
     prev_alerts = [a for a in previous["alerts"] if _is_followed(a)]
+    length = end - start
+    snapshots, previous_snapshots = fresh(snapshots, start), fresh(previous_snapshots, start - length)
     times = contact_times(alerts, current["events"])
     prev_times = contact_times(prev_alerts, previous["events"])
     goals: list[Goal] = []
@@ -289,10 +322,26 @@ def build(
         better = HIGHER_IS_BETTER[metric]
         met = None if value is None else (value >= targets[metric] if better else value <= targets[metric])
         change = value - before if value is not None and before is not None else None
-        goals.append(Goal(metric, LABELS[metric], targets[metric], value, n, before, change, None, met))
+        tested: bool | None = None
+        if metric == "close_ratio":  # a proportion: tested like the scores
+            counted = len([a for a in prev_alerts if a.get("status") != "withdrawn"])
+            now_n = len([a for a in alerts if a.get("status") != "withdrawn"])
+            change, tested = significance(
+                Score(value, now_n, proportion_stderr(value, now_n)),
+                Score(before, counted, proportion_stderr(before, counted)),
+                thresholds.z,
+            )
+        goals.append(Goal(metric, LABELS[metric], targets[metric], value, n, before, change, tested, met))
 
     drivers = risks(snapshots, previous_snapshots, current["alerts"], key_tiers, key_value)
-    escalations = current["escalations"]
+    listed = {r.driver for r in drivers}
+    before_shares = {
+        r.driver: r.detractor_share for r in risks(previous_snapshots, [], [], key_tiers, key_value)
+    }
+    vanished = sorted((d, share) for d, share in before_shares.items() if d not in listed)
+    # the customers' escalations; the SLA's own (overdue notices) are follow-up health, counted apart
+    escalations = [e for e in current["escalations"] if e.get("source") != "followup_overdue"]
+    overdue_notices = len(current["escalations"]) - len(escalations)
     by_team_alerts = Counter(a.get("team") or "-" for a in alerts)
     by_team = Counter(e.get("team") or "-" for e in escalations)
     teams = sorted(set(by_team) | set(by_team_alerts))
@@ -329,7 +378,10 @@ def build(
 
     missed = [g for g in goals if g.met is False]
     on_track = not missed
-    changes = [g for g in goals if g.significant and g.change is not None]
+    # the biggest change is of a score (its points read alike); a share's change shows in its row
+    changes = [
+        g for g in goals if g.significant and g.change is not None and g.metric in ("nps", "csat", "ces")
+    ]
     if changes:
         top = max(changes, key=lambda g: abs(g.change or 0) / max(abs(g.goal), 1e-9))
         word = "up" if (top.change or 0) > 0 else "down"
@@ -409,6 +461,8 @@ def build(
         alerts=len(alerts),
         overdue_by_queue=overdue_by_queue,
         asks=asks,
+        overdue_notices=overdue_notices,
+        vanished=vanished,
     )
 
 

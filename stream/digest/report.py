@@ -74,12 +74,22 @@ def _env(autoescape: bool) -> Environment:
         pct=lambda v: "n/a" if v is None else f"{v:.0%}",
         day=_day,
         md=lambda v: escape.markdown(str(v)),  # every value from events, in the Markdown report
+        delta=delta,
     )
     return env
 
 
-def _context(d: Digest) -> dict[str, Any]:
-    return {"d": d, "period": f"{_day(d.start)} to {_day(d.end)}"}
+def delta(change: float, metric: str) -> str:
+    """A change in the unit its goal is read in: points of a score, percentage points of a share."""
+    if metric == "close_ratio":
+        return f"{change * 100:+.0f} pts"
+    if metric == "time_to_contact_seconds":
+        return ("+" if change >= 0 else "-") + fmt(metric, abs(change))
+    return f"{change:+.1f}"
+
+
+def _context(d: Digest, z: float = 1.96) -> dict[str, Any]:
+    return {"d": d, "period": f"{_day(d.start)} to {_day(d.end)}", "z": z}
 
 
 def markdown(d: Digest) -> str:

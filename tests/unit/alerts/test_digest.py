@@ -161,3 +161,62 @@ def test_thresholds_from_configuration() -> None:
     assert Thresholds.of({"root_cause_count": 5.0}).root_cause_count == 5
     with pytest.raises(ValueError, match="unknown digest thresholds"):
         Thresholds.of({"nope": 1})
+
+
+def digest_of(snaps: list[dict[str, Any]], before: list[dict[str, Any]], **current: Any) -> Any:
+    period = {"alerts": [], "events": [], "escalations": [], **current}
+    return build(
+        NOW - WEEK,
+        NOW,
+        period,
+        {"alerts": [], "events": [], "escalations": []},
+        snaps,
+        before,
+        {"nps": 30, "csat": 80, "close_ratio": 0.8},
+        frozenset({"gold"}),
+        50_000,
+        NOW,
+    )
+
+
+@given(st.floats(20, 95), st.floats(20, 95), st.integers(30, 2000), st.integers(30, 2000))
+def test_a_csat_change_is_tested_from_its_counts(now: float, before: float, n: int, m: int) -> None:
+    snaps = [snap("overall", "all", "csat", value=now, responses=n)]  # no stderr: CSAT is a share
+    prior = [snap("overall", "all", "csat", value=before, responses=m)]
+    goal = {g.metric: g for g in digest_of(snaps, prior).goals}["csat"]
+    p, q = now / 100, before / 100  # the brute-force rule, written out
+    z = (p - q) / math.sqrt(p * (1 - p) / n + q * (1 - q) / m)
+    assert goal.change == pytest.approx(now - before)
+    assert goal.significant == (abs(z) >= 1.96)
+
+
+def test_the_issues_csat_drop_is_significant_and_asks_for_a_review() -> None:
+    snaps = [snap("overall", "all", "csat", value=57.5, responses=120)]
+    prior = [snap("overall", "all", "csat", value=80.0, responses=120)]
+    d = digest_of(snaps, prior)
+    csat = {g.metric: g for g in d.goals}["csat"]
+    assert csat.significant is True and csat.change == pytest.approx(-22.5)
+    assert any(a.startswith("Review CSAT") for a in d.asks)
+
+
+def test_a_driver_without_contacts_this_period_is_no_risk_and_skews_no_share() -> None:
+    fresh_at, stale_at = NOW - 3600, NOW - WEEK - 3600  # refund's newest snapshot is of the last period
+    snaps = [
+        snap("category", "refund", "nps", responses=60, detractors=40, as_of=stale_at),
+        snap("category", "login", "nps", responses=30, detractors=10, as_of=fresh_at),
+        snap("category", "delivery", "nps", responses=10, detractors=10, as_of=fresh_at),
+    ]
+    before = [snap("category", "refund", "nps", responses=60, detractors=40, as_of=stale_at)]
+    d = digest_of(snaps, before)
+    assert [r.driver for r in d.risks] == ["delivery", "login"]
+    assert {r.driver: r.contact_share for r in d.risks} == {"delivery": 0.25, "login": 0.75}
+    assert d.vanished == [("refund", 1.0)]
+
+
+def test_overdue_notices_are_follow_up_health_not_escalations() -> None:
+    customer = [{"team": "billing", "customer_id": "c1", "source": "ticket_escalated", "doc": None}]
+    notices = [{"team": "billing", "customer_id": "c1", "source": "followup_overdue", "doc": None}] * 3
+    d = digest_of([], [], escalations=customer + notices)
+    assert {t: n for t, n, _, _ in d.escalations_by_team} == {"billing": 1}
+    assert d.overdue_notices == 3
+    assert d.repeat_customers == 0  # one customer escalation: no repeat, whatever the notices
