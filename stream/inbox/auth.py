@@ -25,6 +25,7 @@ from the file on every request, and a user taken out of the file is logged out.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -139,12 +140,17 @@ class SessionStore(Protocol):
 
     async def drop_session(self, digest: str) -> None: ...
 
+    async def record_failure(self, key: str, at: float) -> None: ...
+
+    async def count_failures(self, key: str, since: float) -> int: ...
+
 
 class MemorySessions:
     """A ``SessionStore`` in this process only (a restart logs everyone out)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[str, str, float]] = {}
+        self.failures: dict[str, list[float]] = {}
 
     async def save_session(self, digest: str, user: str, csrf: str, expires_at: float) -> None:
         self.rows[digest] = (user, csrf, expires_at)
@@ -154,6 +160,14 @@ class MemorySessions:
 
     async def drop_session(self, digest: str) -> None:
         self.rows.pop(digest, None)
+
+    async def record_failure(self, key: str, at: float) -> None:
+        self.failures.setdefault(key, []).append(at)
+
+    async def count_failures(self, key: str, since: float) -> int:
+        recent = [t for t in self.failures.get(key, []) if t >= since]
+        self.failures[key] = recent
+        return len(recent)
 
 
 def session_digest(sid: str) -> str:
@@ -169,7 +183,6 @@ class Authority:
     trusted_header: str | None = None
     trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
     sessions: SessionStore = field(default_factory=MemorySessions)
-    failures: dict[str, list[float]] = field(default_factory=dict)
     clock: Any = time.time
     users_file: Path | None = None  # re-read when it changes: removing a user or token takes effect
     _stamp: tuple[int, int] | None = None
@@ -210,30 +223,38 @@ class Authority:
             return None
         return Principal(user, entry.name or user, _queues(entry.queues))
 
-    def _recent(self, key: str, now: float) -> int:
-        recent = [t for t in self.failures.get(key, []) if now - t < LOCK_S]
-        if recent:
-            self.failures[key] = recent
-        else:
-            self.failures.pop(key, None)
-        return len(recent)
-
-    def locked(self, user: str, now: float, address: str | None = None) -> bool:
+    async def locked(self, user: str, address: str | None = None) -> bool:
         """Too many recent failures for this name from this address, or from this address at all.
 
         By name and address, so that guessing a colleague's password from one place does not lock
-        the colleague out everywhere; by address too, so that trying many names is throttled.
+        the colleague out everywhere; by address too, so that trying many names is throttled. The
+        failures are kept in the session store (the inbox's database), so every inbox process on
+        one database counts the same ones.
         """
+        since = self.clock() - LOCK_S
         return (
-            self._recent(f"name:{address}:{user}", now) >= MAX_FAILURES
-            or self._recent(f"address:{address}", now) >= MAX_ADDRESS_FAILURES
+            await self.sessions.count_failures(_name_key(user, address), since) >= MAX_FAILURES
+            or await self.sessions.count_failures(_address_key(address), since) >= MAX_ADDRESS_FAILURES
         )
 
-    def check_password(self, user: str, password: str, address: str | None = None) -> Principal | None:
-        """The user, if the password is theirs (slow on purpose: argon2)."""
-        now = time.time()
-        if self.locked(user, now, address):
+    async def failed(self, user: str, address: str | None = None) -> None:
+        """Count a failed login of ``user`` from ``address``."""
+        now = self.clock()
+        await self.sessions.record_failure(_name_key(user, address), now)
+        await self.sessions.record_failure(_address_key(address), now)
+
+    async def log_in(self, user: str, password: str, address: str | None = None) -> Principal | None:
+        """The user, if not locked out and the password is theirs; a failure is counted."""
+        if await self.locked(user, address):
             return None
+        loop = asyncio.get_running_loop()
+        principal = await loop.run_in_executor(None, self.check_password, user, password)
+        if principal is None:
+            await self.failed(user, address)
+        return principal
+
+    def check_password(self, user: str, password: str) -> Principal | None:
+        """The user, if the password is theirs (slow on purpose: argon2; no lockout: ``log_in``)."""
         entry = self.users.users.get(user)
         stored = entry.password_hash if entry else None
         try:
@@ -243,8 +264,6 @@ class Authority:
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok:
-            self.failures.setdefault(f"name:{address}:{user}", []).append(now)
-            self.failures.setdefault(f"address:{address}", []).append(now)
             return None
         return self.principal(user)
 
@@ -290,3 +309,12 @@ class Authority:
 
 
 _DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def _name_key(user: str, address: str | None) -> str:
+    # digests: neither a name tried (it may be a password typed in the wrong box) nor an address is stored
+    return "name:" + hashlib.sha256(f"{address}\0{user}".encode()).hexdigest()
+
+
+def _address_key(address: str | None) -> str:
+    return "address:" + hashlib.sha256(str(address).encode()).hexdigest()

@@ -242,8 +242,7 @@ class Inbox:
         expected = request.cookies.get(LOGIN_COOKIE, "")
         if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
             return self._login_form(request, 403, target, "The form expired; please log in again.")
-        loop = asyncio.get_running_loop()
-        principal = await loop.run_in_executor(None, self.auth.check_password, user, password, request.remote)
+        principal = await self.auth.log_in(user, password, request.remote)
         if principal is None:
             log.info(
                 "Inbox: a login failed"

@@ -173,6 +173,13 @@ sessions = Table(  # who is logged in: not from the topics; dropping the databas
     Column("expires_at", Float, nullable=False),
 )
 Index("sessions_expiry", sessions.c.expires_at)
+login_failures = Table(  # failed logins, by digests of (address, name) and of address: for the lockout
+    "login_failures",
+    metadata,
+    Column("key", String(80), nullable=False),
+    Column("at", Float, nullable=False),
+)
+Index("login_failures_key", login_failures.c.key, login_failures.c.at)
 
 
 async def _v1(conn: AsyncConnection) -> None:
@@ -201,12 +208,17 @@ async def _v4(conn: AsyncConnection) -> None:
     await conn.run_sync(add)
 
 
+async def _v5(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[login_failures]))
+
+
 # (version, what it does, how): append, never edit an applied one
 MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (1, "alerts, follow-up events, escalations, sent actions, offsets", _v1),
     (2, "feedback-windows snapshots (for the digest)", _v2),
     (3, "login sessions", _v3),
     (4, "the event time of each alert's and escalation's cause (the digest places them by it)", _v4),
+    (5, "failed logins, so the lockout holds across inbox processes", _v5),
 ]
 
 
@@ -629,6 +641,19 @@ class ReadModel:
     async def drop_session(self, digest: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(sessions.delete().where(sessions.c.digest == digest))
+
+    async def record_failure(self, key: str, at: float) -> None:
+        async with self.engine.begin() as conn:
+            # old failures go as new ones come: the table holds the last hour at most
+            await conn.execute(login_failures.delete().where(login_failures.c.at < at - 3600))
+            await conn.execute(login_failures.insert().values(key=key, at=at))
+
+    async def count_failures(self, key: str, since: float) -> int:
+        async with self.engine.connect() as conn:
+            found = await conn.execute(
+                select(func.count()).where(login_failures.c.key == key, login_failures.c.at >= since)
+            )
+            return int(found.scalar() or 0)
 
     # -- queries ----------------------------------------------------------------------------
 

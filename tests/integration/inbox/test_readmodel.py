@@ -100,7 +100,7 @@ def test_read_model(database: str) -> None:
     async def go() -> None:
         model = ReadModel(database)
         try:
-            assert await model.migrate() == [1, 2, 3, 4]
+            assert await model.migrate() == [1, 2, 3, 4, 5]
             assert await model.migrate() == []  # applied once
             assert await model.apply(RECORDS) == 7
             assert await model.apply(RECORDS) == 0  # a replay changes nothing
@@ -322,3 +322,27 @@ def test_the_digest_of_a_period_without_data_is_an_error_unless_asked_for(tmp_pa
     assert empty.returncode == 1 and "no data for the period" in empty.stderr, empty.stderr
     allowed = subprocess.run([*args, "--allow-empty"], env=env, capture_output=True, text=True, timeout=60)
     assert allowed.returncode == 0 and orjson.loads(allowed.stdout)["alerts"] == 0
+
+
+def test_the_login_lockout_holds_across_inbox_processes(database: str) -> None:
+    from stream.inbox.auth import MAX_FAILURES, Authority, UsersFile, hash_password
+
+    users = UsersFile.model_validate(
+        {"users": {"sam": {"password_hash": hash_password("right"), "queues": ["*"]}}}
+    )
+
+    async def go() -> tuple[bool, bool]:
+        first, second = ReadModel(database), ReadModel(database)  # two inbox processes, one database
+        try:
+            await first.migrate()
+            a, b = Authority(users, sessions=first), Authority(users, sessions=second)
+            for _ in range(MAX_FAILURES):
+                await a.log_in("sam", "wrong", "10.0.0.66")
+            locked = await b.log_in("sam", "right", "10.0.0.66") is None  # the other process knows
+            elsewhere = await b.log_in("sam", "right", "10.0.0.7") is not None
+            return locked, elsewhere
+        finally:
+            await first.close()
+            await second.close()
+
+    assert run(go()) == (True, True)
