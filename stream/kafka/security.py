@@ -121,7 +121,7 @@ def explain(settings: Settings, exc: BaseException, causes: Causes | None = None
     name = type(exc).__name__
     text = f"{name}: {exc} " + " ".join(causes.seen if causes is not None else [])
     protocol = settings.kafka_protocol
-    if "Authentication" in name or "SaslAuthentication" in text or "invalid credentials" in text:
+    if "Authentication" in name or "SaslAuthentication" in text or "invalid credentials" in text:  # told
         return (
             f"Kafka at {settings.broker} refused the credentials: check SURVEY_ALERTS_SASL_USERNAME, "
             f"SURVEY_ALERTS_SASL_PASSWORD and SURVEY_ALERTS_SASL_MECHANISM ({settings.sasl_mechanism})"
@@ -130,6 +130,14 @@ def explain(settings: Settings, exc: BaseException, causes: Causes | None = None
         return (
             f"the TLS handshake with Kafka at {settings.broker} failed: is its certificate signed by a CA in "
             "SURVEY_ALERTS_SSL_CAFILE, and does it name the host (SURVEY_ALERTS_SSL_CHECK_HOSTNAME)?"
+        )
+    if protocol.startswith("SASL") and "socket disconnected" in text and "ECONNREFUSED" not in text:
+        # a broker that rejects a SCRAM login closes the connection, often before kafka-python has
+        # read its answer: all it logs is the disconnect (seen within a short connect timeout)
+        return (
+            f"Kafka at {settings.broker} closed every connection during the SASL login: it probably refused"
+            " the credentials: check SURVEY_ALERTS_SASL_USERNAME, SURVEY_ALERTS_SASL_PASSWORD and"
+            f" SURVEY_ALERTS_SASL_MECHANISM ({settings.sasl_mechanism}), and that the listener is {protocol}"
         )
     hint = ""
     if "SSL" in protocol:

@@ -101,7 +101,7 @@ def test_a_wrong_password_is_a_clear_error_without_the_secret(secure: SecureKafk
     done = run_cli(env, "worker")
     out = done.stdout + done.stderr
     assert done.returncode != 0
-    assert "SURVEY_ALERTS_SASL_PASSWORD" in out and "refused the credentials" in out, out[-2000:]
+    assert "SURVEY_ALERTS_SASL_PASSWORD" in out and "refused" in out and "credentials" in out, out[-2000:]
     assert "not-the-password-42" not in out and "Traceback" not in out
 
 
