@@ -165,7 +165,7 @@ def _admin(settings: Settings, timeout_s: float | None) -> KafkaAdminClient:
                 )
             except KafkaError as exc:
                 why = explain(settings, exc, causes)
-                final = ("refused the credentials", "TLS handshake", "SASL login")  # no retry changes those
+                final = ("refused the credentials", "TLS handshake", "SASL login")
                 if any(f in why for f in final) or time.monotonic() > deadline:
                     raise ConfigurationError(why) from None  # no retry changes those
         time.sleep(0.5)
