@@ -218,6 +218,7 @@ def install_intake(app: StageRuntime, settings: Settings) -> tuple[IntakeAgent, 
     inputs = app.topic(
         settings.survey_responses_topic,
         settings.ticket_events_topic,
+        settings.customer_profiles_topic,
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from schemas.inputs import SurveyResponse, TicketEvent
+from schemas.inputs import CustomerProfile, SurveyResponse, TicketEvent
 
 MAX_TICKETS = 50
 MAX_RESPONSES = 100
 MAX_SEEN_EVENTS = 500
 RECENT_SCORES = 5
+# what an alert carries of a profile: whom to call (tier and value go to the state's own fields)
+PROFILE_FIELDS = ("name", "company", "email", "phone", "preferred_channel", "crm_url")
 CLOSED_STATES = frozenset({"resolved", "closed"})
 _STATUS_BY_TYPE = {
     "created": "open",
@@ -105,6 +107,46 @@ class CustomerState:
     last_alert: dict[str, float] = field(default_factory=dict)  # kind -> event time of the last alert
     # surveys waiting for the ticket they name: [raw JSON, wall time held, broker timestamp]
     held: list[list[Any]] = field(default_factory=list)
+    # the newest customer-profiles record (whom to call; personal data) and its updated_at; an
+    # erasure keeps only the time, so an older record arriving later does not bring it back
+    contact: dict[str, str] | None = None
+    contact_at: float = 0.0
+
+    # -- profile ---------------------------------------------------------------
+
+    def apply_profile(self, profile: CustomerProfile) -> bool:
+        """Keep ``profile`` if it is the newest seen (``deleted`` erases). False when it is older."""
+        at = to_epoch(profile.updated_at)
+        if at < self.contact_at:
+            return False
+        self.contact_at = at
+        if profile.deleted:
+            self.contact = None
+            return True
+        self.contact = {
+            name: value for name in PROFILE_FIELDS if (value := getattr(profile, name)) is not None
+        }
+        # the CRM's tier and value; a ticket event newer than the profile still wins
+        if at >= self.profile_at and (profile.tier is not None or profile.account_value is not None):
+            if profile.tier is not None:
+                self.tier = profile.tier
+            if profile.account_value is not None:
+                self.account_value = profile.account_value
+            self.profile_at = at
+        return True
+
+    def erase_profile(self, at: float) -> bool:
+        """A tombstone (no value, so no ``updated_at``): erase whatever is held, as of ``at``."""
+        had = self.contact is not None
+        self.contact = None
+        self.contact_at = max(self.contact_at, at)
+        return had
+
+    def profile_doc(self) -> dict[str, str] | None:
+        """The profile as alerts carry it (``customer.profile``), or None."""
+        if self.contact is None:
+            return None
+        return {"updated_at": from_epoch(self.contact_at).isoformat().replace("+00:00", "Z"), **self.contact}
 
     # -- tickets ---------------------------------------------------------------
 
@@ -217,6 +259,8 @@ class CustomerState:
             doc["la"] = self.last_alert
         if self.held:
             doc["h"] = self.held
+        if self.contact_at:
+            doc["pc"] = [self.contact_at, self.contact]
         return doc
 
     @classmethod
@@ -226,6 +270,7 @@ class CustomerState:
             raise ValueError(f"unknown customer state version {doc.get('v')!r}")
         tickets = {row[0]: Ticket(*row) for row in doc["t"]}
         answers = {row[0]: Answer(*row) for row in doc.get("a", ())}
+        contact_at, contact = doc.get("pc") or (0.0, None)
         return cls(
             doc["tier"],
             doc["av"],
@@ -235,4 +280,6 @@ class CustomerState:
             list(doc["e"]),
             dict(doc.get("la", {})),
             [list(h) for h in doc.get("h", [])],
+            dict(contact) if contact is not None else None,
+            contact_at,
         )

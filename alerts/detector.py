@@ -44,13 +44,17 @@ def _answer_doc(a: Answer) -> dict[str, Any]:
 def customer_context(state: CustomerState) -> dict[str, Any]:
     """What a person following up needs to know about the customer."""
     open_tickets = state.open_tickets()
-    return {
+    doc: dict[str, Any] = {
         "tier": state.tier,
         "account_value": state.account_value,
         "open_tickets": [_ticket_doc(t) for t in open_tickets[:10]],
         "open_ticket_count": len(open_tickets),
         "recent_scores": [_answer_doc(a) for a in state.recent_answers()],
     }
+    profile = state.profile_doc()
+    if profile is not None:
+        doc["profile"] = profile
+    return doc
 
 
 @dataclass

@@ -25,11 +25,12 @@ from alerts.policy import AlertPolicy
 from alerts.routing import DEFAULT_RULES, Router
 from alerts.windows import PartitionWindows
 from schemas.common import SCHEMA_VERSION
-from schemas.inputs import Scores, SurveyResponse, TicketEvent
+from schemas.inputs import CustomerProfile, Scores, SurveyResponse, TicketEvent
 from schemas.validate import Rejection, decode_json, validate_doc
 
 SURVEY = "survey_response"
 TICKET = "ticket_event"
+PROFILE = "customer_profile"
 # A request from the held-survey timer, on the re-key topic: "process this customer's held
 # surveys that have waited long enough". Going through the topic gives the release an input
 # offset, so a replay after a crash is muted in the windows like any other record.
@@ -91,6 +92,8 @@ class BatchResult:
     late: Counter[str] = field(default_factory=Counter)
     windows: set[int] = field(default_factory=set)  # partitions whose windows changed
     duplicates: int = 0
+    profiles: int = 0  # customer-profiles records kept (erasures included)
+    stale_profiles: int = 0  # older than the profile held: ignored
     held: int = 0
     edits: int = 0
     rekeyed: int = 0
@@ -107,6 +110,7 @@ class Topics:
     dlq: str
     escalations_prefix: str = "escalations."
     followups: str = "followups"
+    customer_profiles: str = "customer-profiles"
 
 
 def dead_letter_emit(dlq: str, rec: Record, err: Rejection, now: datetime, limit: int) -> Emit:
@@ -164,7 +168,11 @@ class Pipeline:
         self.owner = owner
         self.router = router or Router(DEFAULT_RULES)
         self.ticket_wait_s = ticket_wait_s
-        self._kinds = {topics.survey_responses: SURVEY, topics.ticket_events: TICKET}
+        self._kinds = {
+            topics.survey_responses: SURVEY,
+            topics.ticket_events: TICKET,
+            topics.customer_profiles: PROFILE,
+        }
 
     def process(
         self,
@@ -193,6 +201,9 @@ class Pipeline:
             out.consumed[rec.topic] += 1
             if kind == RELEASE:
                 self._release_request(rec, load, now, windows, out)
+                continue
+            if kind == PROFILE:
+                self._profile(rec, load, now, out)
                 continue
             event = self._parse(kind, rec)
             if isinstance(event, Rejection):
@@ -391,6 +402,49 @@ class Pipeline:
             pw.done(source, rec.offset)
         dirty[cid] = (partition, state)  # also when nothing was due yet: the agent learns its due time
 
+    def _profile(
+        self, rec: Record, load: Callable[[str], CustomerState | None], now: datetime, out: BatchResult
+    ) -> None:
+        """Keep the newest profile of a customer; ``deleted: true`` or a tombstone erases it.
+
+        A tombstone has no ``updated_at``: its broker timestamp dates the erasure, so a
+        record updated before it and delivered late does not bring the profile back.
+        """
+        profile: CustomerProfile | Rejection | None
+        if not rec.value:  # a tombstone: the key names the customer
+            profile, cid = None, _key_text(rec.key)
+            if isinstance(cid, Rejection):
+                out.invalid[(rec.topic, cid.code)] += 1
+                out.emits.append(dead_letter_emit(self.topics.dlq, rec, cid, now, self.max_message_bytes))
+                return
+        else:
+            doc = decode_json(rec.value)
+            profile = doc if isinstance(doc, Rejection) else validate_doc(CustomerProfile, doc)
+            if isinstance(profile, Rejection):
+                out.invalid[(rec.topic, profile.code)] += 1
+                out.emits.append(dead_letter_emit(self.topics.dlq, rec, profile, now, self.max_message_bytes))
+                return
+            cid = profile.customer_id
+        partition = self.owner(cid)
+        if partition != rec.partition:
+            out.rekeyed += 1
+            out.emits.append(self._rekey(rec, PROFILE, cid, partition))
+            return
+        held = out.dirty.get(cid)
+        state = held[1] if held else load(cid)
+        if profile is None:
+            if state is None:
+                return  # nothing held of this customer: nothing to erase
+            state.erase_profile(rec.timestamp if rec.timestamp is not None else now.timestamp())
+            out.profiles += 1
+        else:
+            state = state or CustomerState()
+            if not state.apply_profile(profile):
+                out.stale_profiles += 1
+                return
+            out.profiles += 1
+        out.dirty[cid] = (partition, state)
+
     def _escalate(self, doc: dict[str, Any], out: BatchResult) -> None:
         out.escalations[doc["queue"]] += 1
         topic = self.topics.escalations_prefix + doc["queue"]
@@ -427,3 +481,20 @@ class Pipeline:
             partition,
             [(KIND_HEADER, kind.encode()), (ORIGIN_HEADER, origin)],
         )
+
+
+def _key_text(key: bytes | None) -> str | Rejection:
+    """The customer id a tombstone's key names."""
+    if not key:
+        return Rejection(
+            "empty_payload", "a customer-profiles tombstone without a key names no customer to erase", "key"
+        )
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return Rejection("invalid_utf8", "the key of a customer-profiles tombstone is not UTF-8", "key")
+    if len(text) > 128:
+        return Rejection(
+            "out_of_range", "the key of a customer-profiles tombstone is over 128 characters", "key"
+        )
+    return text

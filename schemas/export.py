@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.inputs import FollowupAction, SurveyResponse, TicketEvent
+from schemas.inputs import CustomerProfile, FollowupAction, SurveyResponse, TicketEvent
 from schemas.outputs import (
     DeadLetter,
     Escalation,
@@ -20,6 +20,7 @@ from schemas.outputs import (
 DIR = Path(__file__).parent / "json"
 MODELS: dict[str, type[BaseModel]] = {
     "survey-response": SurveyResponse,
+    "customer-profile": CustomerProfile,
     "ticket-event": TicketEvent,
     "followup-action": FollowupAction,
     "recovery-alert": RecoveryAlert,

@@ -1,10 +1,10 @@
-"""Input messages: ``survey-responses``, ``ticket-events``, ``followup-actions``."""
+"""Input messages: ``survey-responses``, ``ticket-events``, ``followup-actions``, ``customer-profiles``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.common import Id, Name, Timestamp, WireModel
@@ -95,6 +95,7 @@ class TicketEvent(WireModel):
     talk_seconds: NonNegative | None = None
     hold_seconds: NonNegative | None = None
     wrap_seconds: NonNegative | None = None
+    queue_seconds: NonNegative | None = None  # on assigned / first_response: the wait before an answer
 
     @model_validator(mode="after")
     def _team_on_created(self) -> TicketEvent:
@@ -103,6 +104,17 @@ class TicketEvent(WireModel):
                 "missing", "team is required on a 'created' ticket event", {"field": "team"}
             )
         return self
+
+
+ConcessionKind = Literal["credit", "refund", "discount", "gift", "none"]
+
+
+class Concession(WireModel):
+    """What an agent spent to recover the customer (on a ``resolved`` action)."""
+
+    amount: NonNegative
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]  # ISO 4217, e.g. USD, EUR
+    kind: ConcessionKind
 
 
 class FollowupAction(WireModel):
@@ -115,6 +127,7 @@ class FollowupAction(WireModel):
     at: Timestamp
     root_cause: Annotated[str, Field(min_length=1, max_length=2_000)] | None = None
     note: Annotated[str, Field(max_length=10_000)] | None = None
+    concession: Concession | None = None
 
     @model_validator(mode="after")
     def _root_cause_on_resolved(self) -> FollowupAction:
@@ -122,4 +135,39 @@ class FollowupAction(WireModel):
             raise PydanticCustomError(
                 "missing", "root_cause is required on a 'resolved' action", {"field": "root_cause"}
             )
+        if self.concession is not None and self.type != "resolved":
+            raise PydanticCustomError(
+                "invalid_field", "concession is only taken on a 'resolved' action", {"field": "concession"}
+            )
         return self
+
+
+def _https_url(value: str) -> str:
+    if not value.startswith("https://") or len(value) <= len("https://"):
+        raise PydanticCustomError("invalid_url", "crm_url must be an https:// URL")
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise PydanticCustomError("invalid_url", "crm_url must not contain spaces or control characters")
+    return value
+
+
+HttpsUrl = Annotated[str, Field(max_length=2_048), AfterValidator(_https_url)]
+
+
+class CustomerProfile(WireModel):
+    """Who the customer is, from a CRM (topic ``customer-profiles``, compacted; personal data).
+
+    The newest ``updated_at`` of a customer wins; ``deleted: true`` (or a tombstone, a
+    record with no value) erases the profile everywhere the service holds it.
+    """
+
+    customer_id: Id
+    updated_at: Timestamp
+    name: Annotated[str, Field(max_length=256)] | None = None
+    company: Annotated[str, Field(max_length=256)] | None = None
+    email: Annotated[str, Field(max_length=320)] | None = None
+    phone: Annotated[str, Field(max_length=64)] | None = None
+    preferred_channel: Channel | None = None
+    crm_url: HttpsUrl | None = None
+    tier: Name | None = None
+    account_value: NonNegative | None = None
+    deleted: bool = False

@@ -45,6 +45,21 @@ class RecentScore(_Part):
     stars: int | None = None
 
 
+class CustomerProfileContext(_Part):
+    """Whom to call: the newest ``customer-profiles`` record held for the customer (personal data).
+
+    Only the fields the CRM sent; absent when no profile is held (none sent, or erased).
+    """
+
+    updated_at: Timestamp
+    name: str | None = None
+    company: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    preferred_channel: str | None = None
+    crm_url: str | None = None
+
+
 class CustomerContext(_Part):
     """What the service knows of the customer, so a follow-up needs no look-up."""
 
@@ -53,6 +68,7 @@ class CustomerContext(_Part):
     open_tickets: list[OpenTicket]
     open_ticket_count: int
     recent_scores: list[RecentScore]
+    profile: CustomerProfileContext | None = None  # added in schema_version 1: optional
 
 
 class PlaybookTier(_Part):

@@ -17,6 +17,7 @@ def pipeline_from(settings: Settings) -> Pipeline:
         dlq=settings.dlq_topic,
         escalations_prefix=settings.escalations_prefix,
         followups=settings.followups_topic,
+        customer_profiles=settings.customer_profiles_topic,
     )
     return Pipeline(
         topics,

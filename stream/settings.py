@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     survey_responses_topic: str = Field("survey-responses", description="Input: survey responses.")
     ticket_events_topic: str = Field("ticket-events", description="Input: ticket lifecycle events.")
     followup_actions_topic: str = Field("followup-actions", description="Input: follow-up actions.")
+    customer_profiles_topic: str = Field(
+        "customer-profiles", description="Input (optional, compacted): customer profiles from a CRM."
+    )
     recovery_alerts_topic: str = Field("recovery-alerts", description="Output: recovery alerts.")
     feedback_windows_topic: str = Field("feedback-windows", description="Output: score snapshots.")
     followup_events_topic: str = Field(
@@ -219,6 +222,10 @@ class Settings(BaseSettings):
         "survey-alerts-inbox.db",
         description="The inbox's read model: a SQLite file, or postgresql://user:password@host/db.",
     )
+    crm_customer_url: str | None = Field(
+        None,
+        description="Link to a customer in the CRM, with {customer_id} (a profile's own crm_url wins).",
+    )
     inbox_host: str = Field("127.0.0.1", description="Bind address of the inbox's web page and API.")
     inbox_port: int = Field(6068, ge=0, le=65535, description="Port of the inbox's web page and API.")
     inbox_users: Path | None = Field(
@@ -293,6 +300,15 @@ class Settings(BaseSettings):
         if self.security_protocol is not None:
             return self.security_protocol
         return "SASL_PLAINTEXT" if self.sasl_username is not None else "PLAINTEXT"
+
+    @field_validator("crm_customer_url")
+    @classmethod
+    def _crm_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or "{customer_id}" not in value:
+            raise ValueError("must be an http(s) URL with {customer_id} where the customer's id goes")
+        return value
 
     @field_validator("escalations_prefix")
     @classmethod

@@ -26,6 +26,7 @@ def service_topics(settings: Settings) -> list[str]:
         s.survey_responses_topic,
         s.ticket_events_topic,
         s.followup_actions_topic,
+        s.customer_profiles_topic,
         s.rekey_topic,
         s.partials_topic,
         s.followups_topic,
@@ -77,8 +78,13 @@ def ensure_topics(
     admin = _admin(settings, timeout_s)
     try:
         existing = set(admin.list_topics())
+        # a profile topic is compacted (the newest record of a customer is the profile); a CRM
+        # connector usually creates it, with its own settings, before the worker ever runs
+        compacted = {settings.customer_profiles_topic: {"cleanup.policy": "compact"}}
         new = [
-            NewTopic(n, settings.partitions, settings.replication_factor) for n in names if n not in existing
+            NewTopic(n, settings.partitions, settings.replication_factor, topic_configs=compacted.get(n, {}))
+            for n in names
+            if n not in existing
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
@@ -92,6 +98,7 @@ def ensure_topics(
             settings.survey_responses_topic,
             settings.ticket_events_topic,
             settings.followup_actions_topic,
+            settings.customer_profiles_topic,
             settings.rekey_topic,
             settings.followups_topic,
         ],

@@ -31,6 +31,12 @@ from stream.console import settings_or_exit
     show_default=True,
     help="Event times from the wall clock, or a simulated clock starting an hour ago.",
 )
+@click.option(
+    "--profiles/--no-profiles",
+    default=True,
+    show_default=True,
+    help="Also send the customers' CRM profiles to the customer-profiles topic.",
+)
 @click.option("--stdout", is_flag=True, help="Print JSON lines (stream, key, value) instead of producing.")
 def generate(
     count: int,
@@ -41,6 +47,7 @@ def generate(
     edit_rate: float,
     duplicate_rate: float,
     live: bool,
+    profiles: bool,
     stdout: bool,
 ) -> None:
     """Send realistic synthetic surveys and ticket events to the input topics."""
@@ -48,7 +55,7 @@ def generate(
     from stream.tools.produce import produce
 
     mix = Mix(malformed_rate=malformed_rate, edit_rate=edit_rate, duplicate_rate=duplicate_rate)
-    gen = Generator(seed=seed, customers=customers, mix=mix, live=live)
+    gen = Generator(seed=seed, customers=customers, mix=mix, live=live, profiles=profiles)
     if stdout:
         for m in gen.messages(count):
             click.echo(
@@ -56,7 +63,7 @@ def generate(
                     {
                         "stream": m.stream,
                         "key": (m.key or b"").decode(),
-                        "value": m.value.decode("utf-8", "replace"),
+                        "value": None if m.value is None else m.value.decode("utf-8", "replace"),
                         "note": m.note,
                     }
                 )

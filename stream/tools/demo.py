@@ -197,7 +197,9 @@ def run_demo(
                 return True
             return stop.is_set() or (deadline is not None and time.monotonic() > deadline)
 
-        gen = Generator(seed=seed, customers=500, mix=Mix(malformed_rate=malformed_rate), live=True)
+        gen = Generator(
+            seed=seed, customers=500, mix=Mix(malformed_rate=malformed_rate), live=True, profiles=True
+        )
         counts["sent"] = produce(settings, gen.messages(10**12), rate=rate, should_stop=should_stop)
         time.sleep(1.0)  # let the last alerts arrive
         return counts

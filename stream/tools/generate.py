@@ -4,7 +4,10 @@ Customers have a stable tier and account value; each interaction is a ticket
 (created, assigned, first response, replies, sometimes escalated or reopened,
 resolved, closed) followed by a survey about it. About 20% of NPS answers are
 detractors and some CES answers are 1-2. On request it mixes in edits (same
-``response_id``, new scores), duplicate deliveries and malformed messages.
+``response_id``, new scores), duplicate deliveries and malformed messages; with
+``profiles`` it sends the customers' CRM profiles too (some customers have none, some
+are erased, some updates arrive out of order), from a random stream of their own so the
+surveys and tickets of a seed stay the same either way.
 """
 
 from __future__ import annotations
@@ -38,6 +41,33 @@ TIERS = ["standard", "silver", "gold", "platinum"]
 TIER_WEIGHTS = [70, 18, 9, 3]
 TOUCHPOINTS = ["case_closed", "help_center", "in_app", "relationship"]
 LOCALES = ["en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "ja-JP"]
+FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Linus",
+    "Mei",
+    "Omar",
+    "Priya",
+    "Sven",
+    "Yuki",
+    "Zoe",
+    "Tomás",
+    "Amara",
+    "Jonas",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Okafor",
+    "Nakamura",
+    "Haddad",
+    "Iyer",
+    "Lindqvist",
+    "García",
+    "Novak",
+    "Brown",
+]
+COMPANIES = ["Acme Corp", "Globex", "Initech", "Umbrella Ltd", "Stark Industries", "Wayne Enterprises", None]
 MALFORMED_KINDS = [
     "not_json",
     "not_utf8",
@@ -52,12 +82,12 @@ MALFORMED_KINDS = [
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message to produce: ``stream`` is ``"survey"`` or ``"ticket"``."""
+    """One message to produce: ``stream`` is ``"survey"``, ``"ticket"`` or ``"profile"``."""
 
     stream: str
     key: bytes | None
-    value: bytes
-    note: str = ""  # "", "edit", "duplicate" or "malformed:<kind>"
+    value: bytes | None  # None: a tombstone (a profile's erasure)
+    note: str = ""  # "", "edit", "duplicate", "malformed:<kind>", or for profiles "stale", "deleted"
 
 
 @dataclass(frozen=True)
@@ -82,8 +112,13 @@ class Generator:
         start: datetime | None = None,
         step_s: float = 0.5,
         live: bool = False,
+        profiles: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
+        self.profiles = profiles
+        self.prng = random.Random(seed * 7_919 + 1)  # profiles' own: the other messages do not change
+        self._profiled: set[str] = set()
+        self._unknown: set[str] = set()  # customers the CRM does not know
         self.seed = seed
         self.customers = customers
         self.mix = mix or Mix()
@@ -120,7 +155,9 @@ class Generator:
         while n < count:
             for regular in self._interaction():
                 # rates are per message: an irregular message may precede each regular one
-                for msg in [*self._irregular(), regular]:
+                # (not a profile: its messages leave the main random stream as it was)
+                irregular = self._irregular() if regular.stream != "profile" else []
+                for msg in [*irregular, regular]:
                     yield msg
                     n += 1
                     if n >= count:
@@ -142,13 +179,13 @@ class Generator:
 
     def _interaction(self) -> list[Message]:
         cid, tier, value = self._customer()
+        out: list[Message] = self._profile_messages(cid, tier, value) if self.profiles else []
         category = self.rng.choice(list(CATEGORY_TEAM))
         team = CATEGORY_TEAM[category]
         channel = self.rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0]
         ticket_id = self._next_id("tkt")
         agent = f"agent-{team[:3]}-{self.rng.randrange(12):02d}"
         priority = self.rng.choices(["low", "normal", "high", "urgent"], [20, 60, 15, 5])[0]
-        out: list[Message] = []
 
         def ticket(kind: str, **extra: Any) -> None:
             doc = {
@@ -192,6 +229,53 @@ class Generator:
         if self.rng.random() < 0.85:
             out.append(self._survey(cid, ticket_id, channel, unhappy=trouble < 0.08 or trouble > 0.9))
         return out
+
+    def _profile_messages(self, cid: str, tier: str, value: float) -> list[Message]:
+        """A customer's profile when first seen (85% have one); later, now and then, a change."""
+        rng, key = self.prng, cid.encode()
+        now = datetime.now(UTC) if self.live else self.clock  # no tick: the main stream stays the same
+        if cid not in self._profiled:
+            self._profiled.add(cid)
+            if rng.random() < 0.15:
+                self._unknown.add(cid)
+                return []  # not in the CRM
+            return [self._profile(cid, tier, value, now - timedelta(days=rng.randint(1, 400)))]
+        if cid in self._unknown:
+            return []
+        r = rng.random()
+        if r < 0.01:  # erased: a deletion record or a tombstone
+            if rng.random() < 0.5:
+                doc = {"customer_id": cid, "updated_at": format_timestamp(now), "deleted": True}
+                return [Message("profile", key, orjson.dumps(doc), "deleted")]
+            return [Message("profile", key, None, "deleted")]
+        if r < 0.05:  # a change; a quarter of the time an older version is synced after it
+            newer = self._profile(cid, tier, value, now)
+            if rng.random() < 0.25:
+                stale = self._profile(cid, tier, value, now - timedelta(days=rng.randint(1, 30)))
+                return [newer, Message("profile", key, stale.value, "stale")]
+            return [newer]
+        return []
+
+    def _profile(self, cid: str, tier: str, value: float, at: datetime) -> Message:
+        rng = self.prng
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        number = int(cid.rsplit("-", 1)[-1])
+        doc: dict[str, Any] = {
+            "customer_id": cid,
+            "updated_at": format_timestamp(at.replace(microsecond=0)),
+            "name": f"{first} {last}",
+            "email": f"{first.lower()}.{number}@example.com".replace("á", "a"),
+            "preferred_channel": rng.choice(["email", "phone", "chat"]),
+            "crm_url": f"https://crm.example.com/customers/{cid}",
+            "tier": tier,
+            "account_value": value,
+        }
+        company = rng.choice(COMPANIES)
+        if company is not None:
+            doc["company"] = company
+        if rng.random() < 0.8:  # fictional numbers (555-01xx)
+            doc["phone"] = f"+1 202 555 {100 + number % 100:04d}"
+        return Message("profile", cid.encode(), orjson.dumps(doc))
 
     def _scores(self, unhappy: bool) -> dict[str, Any]:
         rng, m = self.rng, self.mix

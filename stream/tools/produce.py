@@ -34,7 +34,11 @@ def produce(
     """Send ``messages`` to the input topics, at most ``rate`` per second; returns the count."""
     own = producer is None
     prod = producer or producer_for(settings)
-    topics = {"survey": settings.survey_responses_topic, "ticket": settings.ticket_events_topic}
+    topics = {
+        "survey": settings.survey_responses_topic,
+        "ticket": settings.ticket_events_topic,
+        "profile": settings.customer_profiles_topic,
+    }
     started = time.monotonic()
     sent = 0
     try:

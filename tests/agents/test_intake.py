@@ -174,6 +174,7 @@ def test_the_app_subscribes_batch_topics_once() -> None:
     assert set(app.batch_handlers) == {
         "survey-responses",
         "ticket-events",
+        "customer-profiles",
         "unit-app-rekey",
         "followup-actions",
         "unit-app-followups",

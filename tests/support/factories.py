@@ -58,3 +58,8 @@ def ticket(
 def raw(doc: dict[str, Any]) -> bytes:
     """orjson bytes of a document."""
     return orjson.dumps(doc)
+
+
+def profile(customer_id: str, at: str = "2026-11-22T12:00:00Z", **fields: Any) -> dict[str, Any]:
+    """A customer-profiles document (``name`` defaults to one derived from the id)."""
+    return {"customer_id": customer_id, "updated_at": at, "name": f"Person {customer_id}", **fields}

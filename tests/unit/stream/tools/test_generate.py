@@ -61,3 +61,28 @@ def test_malformed_rate_is_honoured() -> None:
     msgs = list(Generator(seed=2, mix=Mix(malformed_rate=0.1)).messages(5000))
     share = sum(m.note.startswith("malformed") for m in msgs) / len(msgs)
     assert 0.07 <= share <= 0.13
+
+
+def test_profiles_come_with_missing_erased_and_stale_ones_and_leave_the_rest_unchanged() -> None:
+    from schemas.inputs import CustomerProfile
+
+    start = datetime(2026, 11, 22, 9, tzinfo=UTC)
+    plain = [m.value for m in Generator(seed=5, customers=150, start=start).messages(8_000)]
+    mixed = list(Generator(seed=5, customers=150, start=start, profiles=True).messages(10_000))
+    others = [m.value for m in mixed if m.stream != "profile"]
+    assert others[: len(plain)] == plain  # profiles have their own random stream
+    profiles = [m for m in mixed if m.stream == "profile"]
+    notes = Counter(m.note for m in profiles)
+    assert notes[""] > 100 and notes["stale"] > 0 and notes["deleted"] > 1
+    tombstones = [m for m in profiles if m.value is None]
+    assert tombstones and all(m.key for m in tombstones)
+    parsed = [parse(CustomerProfile, m.value) for m in profiles if m.value is not None]
+    assert not [p for p in parsed if isinstance(p, Rejection)]
+    customers = {orjson.loads(m.value)["customer_id"] for m in mixed if m.stream == "ticket"}
+    with_profile = {p.customer_id for p in parsed if isinstance(p, CustomerProfile)}
+    assert 0.7 < len(with_profile) / len(customers) < 0.95  # some are not in the CRM
+    for m in profiles:  # a stale record is older than the one sent just before it
+        if m.note == "stale":
+            i = mixed.index(m)
+            before = orjson.loads(mixed[i - 1].value or b"{}")
+            assert orjson.loads(m.value or b"{}")["updated_at"] < before["updated_at"]
