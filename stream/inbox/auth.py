@@ -35,6 +35,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from argon2 import PasswordHasher
@@ -59,6 +60,19 @@ class UserEntry(_Strict):
     name: str | None = None
     password_hash: str | None = None
     queues: Annotated[list[str], Field(min_length=1)]
+    timezone: str | None = None  # an IANA zone ("Europe/Berlin"): times on the pages; else the browser's
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"timezone {value[:64]!r} is not an IANA time zone (e.g. Europe/Berlin)"
+                ) from None
+        return value
 
     @field_validator("password_hash")
     @classmethod
@@ -86,6 +100,7 @@ class Principal:
     user: str
     display: str
     queues: frozenset[str] | None
+    timezone: str | None = None
 
     def sees(self, queue: str | None) -> bool:
         return self.queues is None or (queue is not None and queue in self.queues)
@@ -221,7 +236,12 @@ class Authority:
         entry = self.users.users.get(user)
         if entry is None:
             return None
-        return Principal(user, entry.name or user, _queues(entry.queues))
+        return Principal(user, entry.name or user, _queues(entry.queues), entry.timezone)
+
+    def display_name(self, actor: str | None) -> str | None:
+        """The name the users file gives an actor (a login name), else the actor as recorded."""
+        entry = self.users.users.get(actor or "")
+        return entry.name if entry is not None and entry.name else actor
 
     async def locked(self, user: str, address: str | None = None) -> bool:
         """Too many recent failures for this name from this address, or from this address at all.

@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry, Gauge
 
+from schemas.inputs import CustomerProfile
+from schemas.validate import Rejection, parse
 from stream.kafka.security import aiokafka_options
 from stream.kafka.topics import Outputs
 from stream.metrics import PREFIX
@@ -31,6 +33,26 @@ BROKER_WAIT_S = 60.0
 # feedback-windows snapshots kept (every other dimension, by far the most keys, is skipped: the digest
 # reads the overall scores and the contact drivers, and storing all of them made the feed fall behind)
 DIGEST_DIMENSIONS = ("overall", "category")
+
+
+def profile_record(key: bytes | None, value: bytes | None, timestamp_ms: int | None) -> dict[str, Any] | None:
+    """A ``customer-profiles`` record for the read model: its customer, time and fields, or an erasure.
+
+    A tombstone (no value) erases the customer its key names, as of its broker timestamp (as the
+    worker dates it); a record that is not a valid profile is skipped (the worker dead-letters it).
+    """
+    if not value:
+        try:
+            cid = (key or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        at = (timestamp_ms or 0) / 1000
+        return {"customer_id": cid, "at": at, "deleted": True} if cid and at else None
+    found = parse(CustomerProfile, value)
+    if isinstance(found, Rejection):
+        return None
+    doc = found.model_dump(mode="json", exclude_none=True)
+    return {**doc, "at": found.updated_at.timestamp()}
 
 
 class FeedMetrics:
@@ -77,6 +99,7 @@ class Feed:
                 "recovery_alerts_topic": "alert",
                 "followup_events_topic": "event",
                 "feedback_windows_topic": "window",
+                "customer_profiles_topic": "profile",
             },
         )
         self.consumer: Any = None
@@ -137,6 +160,11 @@ class Feed:
         for tp, recs in batch.items():
             kind = self.kind_of(tp.topic)
             for r in recs:
+                if kind == "profile":
+                    records.append(
+                        (kind, tp.topic, tp.partition, r.offset, profile_record(r.key, r.value, r.timestamp))
+                    )
+                    continue
                 try:
                     doc = orjson.loads(r.value or b"")
                 except orjson.JSONDecodeError:
@@ -161,7 +189,7 @@ class Feed:
             self.metrics.rows.labels(table).set(n)
 
     async def _lag(self) -> None:
-        totals: dict[str, int] = {"alert": 0, "event": 0, "escalation": 0, "window": 0}
+        totals: dict[str, int] = {"alert": 0, "event": 0, "escalation": 0, "window": 0, "profile": 0}
         behind = False
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)

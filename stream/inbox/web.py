@@ -18,11 +18,13 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from markupsafe import Markup
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
@@ -50,10 +52,39 @@ def _num(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _when(epoch: float | None) -> str:
+def _when(epoch: float | None, zone: str | None = None) -> Markup:
+    """A time as a ``<time>`` element: in ``zone`` (the user's, from the users file) with UTC on
+    hover; without a zone in UTC, marked for ``times.js`` to show it in the browser's zone."""
     if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return Markup("unknown")
+    at = datetime.fromtimestamp(epoch, UTC)
+    utc = at.strftime("%Y-%m-%d %H:%M UTC")
+    iso = format_timestamp(at.replace(microsecond=0))
+    if zone is None:
+        return Markup('<time datetime="{}" title="{}" data-local>{}</time>').format(iso, utc, utc)
+    local = at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso, utc, local)
+
+
+def _tel(phone: str | None) -> str | None:
+    """A ``tel:`` link of a phone number as written (digits and a leading +), or None."""
+    digits = re.sub(r"[^0-9]", "", phone or "")
+    if not digits:
+        return None
+    return "tel:" + ("+" if (phone or "").strip().startswith("+") else "") + digits
+
+
+def _mailto(email: str | None) -> str | None:
+    """A ``mailto:`` link of an address (nothing after it: no subject or body can be smuggled in)."""
+    if not email or "@" not in email:
+        return None
+    return "mailto:" + quote(email.strip(), safe="@.+-_")
+
+
+@pass_context
+def _when_for(context: Any, epoch: float | None) -> Markup:
+    user = context.get("user")
+    return _when(epoch, getattr(user, "timezone", None))
 
 
 def _relative(epoch: float | None, now: float) -> str:
@@ -96,8 +127,8 @@ class Inbox:
         self.env = Environment(
             loader=PackageLoader("stream.inbox", "templates"), autoescape=select_autoescape()
         )
-        self.env.filters.update(when=_when, money=money, num=_num)
-        self.env.globals.update(relative=lambda e: _relative(e, self.clock()))
+        self.env.filters.update(when=_when_for, money=money, num=_num)
+        self.env.globals.update(relative=lambda e: _relative(e, self.clock()), tel=_tel, mailto=_mailto)
         # status banners after an action, kept here for the session's next page (never read from a
         # URL, where anyone could write "Your session expired. Call 555-0100" into a banner)
         self.flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
@@ -296,6 +327,25 @@ class Inbox:
         """A key account: its tier is a key tier, or its account value is at least the key value."""
         return (row.get("tier") in self.key_tiers) or (row.get("account_value") or 0) >= self.key_value
 
+    def _why_key(self, row: dict[str, Any]) -> str | None:
+        """Why an account is key, in words (None when it is not)."""
+        reasons = []
+        if row.get("tier") in self.key_tiers:
+            reasons.append(f"{row['tier']} tier")
+        if (row.get("account_value") or 0) >= self.key_value:
+            reasons.append(f"account value of {money(self.key_value)} a year or more")
+        return " and ".join(reasons) or None
+
+    def _crm_link(self, customer_id: str | None, profile: dict[str, Any] | None) -> str | None:
+        """The customer in the CRM: the profile's own link, else the configured template."""
+        own = (profile or {}).get("crm_url")
+        if isinstance(own, str) and own.startswith("https://"):
+            return own
+        template = self.settings.crm_customer_url
+        if template and customer_id:
+            return template.replace("{customer_id}", quote(customer_id, safe=""))
+        return None
+
     async def alert(self, request: web.Request) -> web.Response:
         principal = request[PRINCIPAL]
         found = await self.model.alert(request.match_info["alert_id"], self.clock())
@@ -306,11 +356,17 @@ class Inbox:
                 request, "error.html", status=403, message=f"You are not in queue {found['queue']}."
             )
         sent, error = self.flashed(request)
+        profile = await self.model.profile(found.get("customer_id"))
+        for e in [*found["events"], *found["sent"]]:
+            e["actor_name"] = self.auth.display_name(e.get("actor"))
         return self.render(
             request,
             "alert.html",
             a=found,
             doc=found["doc"],
+            profile=profile,
+            crm=self._crm_link(found.get("customer_id"), profile),
+            why_key=self._why_key(found),
             key=self._key(found),
             waiting=found["status"] in WAITING,
             action_id="act_" + secrets.token_hex(16),
@@ -443,6 +499,11 @@ class Inbox:
         body = _api_row(found)
         body["history"] = [orjson.loads(e["doc"]) for e in found["events"] if e.get("doc")]
         body["sent"] = found["sent"]
+        profile = await self.model.profile(found.get("customer_id"))
+        if profile is not None:  # the newest held (the alert's own copy is not kept: erasure erases it)
+            at = datetime.fromtimestamp(profile["updated_at"], UTC).replace(microsecond=0)
+            profile["updated_at"] = format_timestamp(at)
+        body["profile"] = profile
         return _json(body)
 
     async def api_act(self, request: web.Request) -> web.Response:

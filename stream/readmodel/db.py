@@ -180,6 +180,14 @@ login_failures = Table(  # failed logins, by digests of (address, name) and of a
     Column("at", Float, nullable=False),
 )
 Index("login_failures_key", login_failures.c.key, login_failures.c.at)
+profiles = Table(  # whom to call (personal data): the newest customer-profiles record; doc NULL = erased
+    "profiles",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("updated_at", Float, nullable=False),
+    Column("doc", Text),
+)
+PROFILE_FIELDS = ("name", "company", "email", "phone", "preferred_channel", "crm_url")
 
 
 async def _v1(conn: AsyncConnection) -> None:
@@ -212,6 +220,10 @@ async def _v5(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[login_failures]))
 
 
+async def _v6(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[profiles]))
+
+
 # (version, what it does, how): append, never edit an applied one
 MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (1, "alerts, follow-up events, escalations, sent actions, offsets", _v1),
@@ -219,6 +231,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (3, "login sessions", _v3),
     (4, "the event time of each alert's and escalation's cause (the digest places them by it)", _v4),
     (5, "failed logins, so the lockout holds across inbox processes", _v5),
+    (6, "customer profiles (whom to call), kept apart from the alerts so an erasure erases them", _v6),
 ]
 
 
@@ -372,6 +385,8 @@ class ReadModel:
                     changed += await self._event(conn, doc)
                 elif kind == "window":
                     changed += await self._window(conn, doc)
+                elif kind == "profile":
+                    changed += await self._profile(conn, doc)
             for (topic, partition), next_offset in last.items():
                 stmt = self._insert(offsets).values(topic=topic, partition=partition, next_offset=next_offset)
                 await conn.execute(
@@ -385,8 +400,7 @@ class ReadModel:
         alert_id = _id(doc.get("alert_id"))
         if alert_id is None:
             return 0
-        found = doc.get("customer")
-        customer: dict[str, Any] = found if isinstance(found, dict) else {}
+        doc, customer = await self._without_profile(conn, doc)
         values = {
             "known": 1,
             "kind": _text(doc.get("kind"), 64),
@@ -431,6 +445,7 @@ class ReadModel:
         escalation_id = _id(doc.get("escalation_id"))
         if escalation_id is None:
             return 0
+        doc, _ = await self._without_profile(conn, doc)
         values = {
             "escalation_id": escalation_id,
             "queue": _text(doc.get("queue")),
@@ -450,6 +465,66 @@ class ReadModel:
         }
         result = await conn.execute(self._insert(escalations).values(**values).on_conflict_do_nothing())
         return int(result.rowcount or 0)
+
+    async def _without_profile(
+        self, conn: AsyncConnection, doc: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``doc`` without ``customer.profile`` (kept in the profiles table instead), and its customer.
+
+        Personal data lives in one row per customer, so an erasure erases it everywhere here.
+        """
+        found = doc.get("customer")
+        customer: dict[str, Any] = found if isinstance(found, dict) else {}
+        if "profile" not in customer:
+            return doc, customer
+        customer = {k: v for k, v in customer.items() if k != "profile"}
+        profile = found.get("profile") if isinstance(found, dict) else None
+        cid = _id(doc.get("customer_id"))
+        if isinstance(profile, dict) and cid is not None:
+            at = epoch_or_none(profile.get("updated_at"))
+            if at is not None:
+                await self._keep_profile(conn, cid, at, profile)
+        return {**doc, "customer": customer}, customer
+
+    async def _profile(self, conn: AsyncConnection, doc: dict[str, Any]) -> int:
+        """A ``customer-profiles`` record as the feed hands it: ``customer_id``, ``at`` (epoch) and
+        the profile's fields, or ``deleted``."""
+        cid, at = _id(doc.get("customer_id")), _num(doc.get("at"))
+        if cid is None or at is None:
+            return 0
+        return await self._keep_profile(conn, cid, at, None if doc.get("deleted") else doc)
+
+    async def _keep_profile(
+        self, conn: AsyncConnection, cid: str, at: float, fields: dict[str, Any] | None
+    ) -> int:
+        """Keep a profile (None: an erasure) unless the one held is newer."""
+        held = (
+            await conn.execute(select(profiles.c.updated_at).where(profiles.c.customer_id == cid))
+        ).first()
+        if held is not None and held.updated_at > at:
+            return 0
+        kept = None
+        if fields is not None:
+            kept = orjson.dumps(
+                {k: _text(fields[k], 2048) for k in PROFILE_FIELDS if isinstance(fields.get(k), str)}
+            ).decode()
+        stmt = self._insert(profiles).values(customer_id=cid, updated_at=at, doc=kept)
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["customer_id"], set_={"updated_at": at, "doc": kept})
+        )
+        return 1
+
+    async def profile(self, customer_id: str | None) -> dict[str, Any] | None:
+        """The newest profile held of a customer (with ``updated_at``), or None (none, or erased)."""
+        if not customer_id:
+            return None
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(profiles).where(profiles.c.customer_id == customer_id))).first()
+        if row is None or row.doc is None:
+            return None
+        found: dict[str, Any] = orjson.loads(row.doc)
+        found["updated_at"] = row.updated_at
+        return found
 
     async def _event(self, conn: AsyncConnection, doc: dict[str, Any]) -> int:
         event_id, alert_id = _id(doc.get("event_id")), _id(doc.get("alert_id"))
@@ -692,6 +767,7 @@ class ReadModel:
                 select(alerts).where(*where).order_by(alerts.c.due_at.asc().nulls_last()).limit(limit)
             )
             found = [self._row(_plain(r), now) for r in rows]
+            await self._names(conn, found)
             total = (await conn.execute(select(func.count()).select_from(alerts).where(*where))).scalar_one()
             n_late = (
                 await conn.execute(select(func.count()).select_from(alerts).where(*base, late))
@@ -701,6 +777,21 @@ class ReadModel:
             )
             by_status = {s: int(n) for s, n in counts}
         return Page(found, int(total), int(n_late), by_status)
+
+    async def _names(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Each row's customer name (``name``; None without a profile), from the profiles held."""
+        ids = sorted({r["customer_id"] for r in rows if r.get("customer_id")})
+        names: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            held = await conn.execute(
+                select(profiles.c.customer_id, profiles.c.doc).where(profiles.c.customer_id.in_(ids[i : i + 500]))
+            )
+            for cid, doc in held:
+                name = orjson.loads(doc).get("name") if doc else None
+                if isinstance(name, str) and name:
+                    names[cid] = name
+        for r in rows:
+            r["name"] = names.get(r.get("customer_id") or "")
 
     def _row(self, row: dict[str, Any], now: float) -> dict[str, Any]:
         row["overdue"] = row["status"] in WAITING and row["due_at"] is not None and row["due_at"] < now
@@ -751,7 +842,7 @@ class ReadModel:
         """Rows per table (a metric)."""
         out = {}
         async with self.engine.connect() as conn:
-            for table in (alerts, events, escalations, sent_actions):
+            for table in (alerts, events, escalations, sent_actions, profiles):
                 out[table.name] = int(
                     (await conn.execute(select(func.count()).select_from(table))).scalar_one()
                 )

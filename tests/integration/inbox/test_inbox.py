@@ -53,6 +53,12 @@ queues = ["billing", "billing-lead"]
 password_hash = "{hash_password("rita-password")}"
 queues = ["returns"]
 
+[users.ny]
+name = "Noor Yates"
+password_hash = "{hash_password("ny-password")}"
+queues = ["billing"]
+timezone = "America/New_York"
+
 [tokens.crm]
 token_sha256 = "{hash_token(TOKEN)}"
 queues = ["billing"]
@@ -159,7 +165,7 @@ def test_an_agent_closes_the_loop_in_the_browser(stack: tuple[Service, Process, 
             return str(driver.find_element(By.CSS_SELECTOR, ".head .status").text)
 
         wait_for(lambda: status() == "contacted", 60, "the worker to confirm 'contacted'")
-        assert "contacted by sam" in driver.find_element(By.CSS_SELECTOR, "ol.history").text
+        assert "contacted by Sam Lee" in driver.find_element(By.CSS_SELECTOR, "ol.history").text
         Select(driver.find_element(By.NAME, "root_cause")).select_by_visible_text("late delivery")
         driver.find_element(By.CSS_SELECTOR, "form.resolve input[name=note]").send_keys(
             "Credited the delivery fee."
@@ -167,7 +173,7 @@ def test_an_agent_closes_the_loop_in_the_browser(stack: tuple[Service, Process, 
         driver.find_element(By.CSS_SELECTOR, "button[value=resolved]").click()
         wait_for(lambda: status() == "resolved", 60, "the worker to confirm 'resolved'")
         history = driver.find_element(By.CSS_SELECTOR, "ol.history").text
-        assert "resolved by sam" in history and "root cause: late delivery" in history
+        assert "resolved by Sam Lee" in history and "root cause: late delivery" in history
         assert "Credited the delivery fee." in history
         screenshot(driver, "inbox-alert-resolved")
 
@@ -390,3 +396,98 @@ def test_removing_a_user_or_a_token_takes_effect_at_once(
     sam = _browser()
     with _log_in(sam, base, "sam", "sam-password") as resp:
         assert resp.geturl().endswith("/alerts")
+
+
+def test_the_agent_sees_whom_to_call_and_an_erasure_takes_it_away(
+    stack: tuple[Service, Process, str],
+) -> None:
+    """A CRM profile on the alert page (name, company, tel: and mailto: links, the CRM, the id), the
+    newest one when it changes after the alert, and gone everywhere after a tombstone; the times in
+    the user's zone with UTC on hover; the queue row with the name and the customer's words."""
+    import sqlite3
+
+    import orjson
+
+    svc, inbox, base = stack
+    cid = uid("cust")
+    topic = svc.settings.customer_profiles_topic
+    first = {
+        "customer_id": cid,
+        "updated_at": "2026-11-01T09:00:00Z",
+        "name": "Dana <i>Ortiz</i>",
+        "company": "Ortiz & Sons",
+        "email": "dana.ortiz@example.com",
+        "phone": "+1 (202) 555-0142",
+        "preferred_channel": "phone",
+        "crm_url": "https://crm.example.com/customers/42",
+    }
+    svc.send(topic, orjson.dumps(first), cid.encode())
+    svc.send_ticket(ticket(cid, "t-p1", "created", team="billing", agent_id="agent-bil-07"))
+    svc.send_survey(survey(cid, nps=2, ticket_id="t-p1", comment="Nobody called me back about the refund."))
+    alert = svc.alerts_for(cid, 1)[0]
+    assert alert["customer"]["profile"]["email"] == "dana.ortiz@example.com"
+    driver = chromium()
+    try:
+        driver.get(base + "/login")
+        driver.find_element(By.NAME, "username").send_keys("ny")
+        driver.find_element(By.NAME, "password").send_keys("ny-password")
+        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_for(lambda: driver.current_url.endswith("/alerts"), 10, "the queue after logging in")
+        page = f"{base}/alerts/{alert['alert_id']}"
+
+        def shown() -> str:
+            driver.get(page)
+            return str(driver.find_element(By.TAG_NAME, "main").text)
+
+        text = wait_for(lambda: "Dana <i>Ortiz</i>" in (t := shown()) and t, 60, "the profile on the page")
+        for needed in ("Ortiz & Sons", "phone", cid, "agent-bil-07", "open in the CRM"):
+            assert needed in text, needed
+        links = {a.text: a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "main a")}
+        assert links["+1 (202) 555-0142"] == "tel:+12025550142"
+        assert links["dana.ortiz@example.com"] == "mailto:dana.ortiz@example.com"
+        assert links["open in the CRM"] == "https://crm.example.com/customers/42"
+        # the user's zone (America/New_York, from the users file), UTC on hover
+        created = driver.find_element(By.CSS_SELECTOR, ".head time")
+        assert created.text.endswith(("EST", "EDT")) and created.get_attribute("title").endswith("UTC")
+        screenshot(driver, "inbox-alert-profile")
+
+        driver.get(base + "/alerts?status=")
+        row = driver.find_element(By.CSS_SELECTOR, f"a[href='/alerts/{alert['alert_id']}']").find_element(
+            By.XPATH, "ancestor::tr"
+        )
+        assert "Dana <i>Ortiz</i>" in row.text and "Nobody called me back" in row.text
+
+        # a newer profile after the alert: the page shows the newest; an older one changes nothing
+        svc.send(
+            topic,
+            orjson.dumps({**first, "updated_at": "2026-11-20T09:00:00Z", "name": "Dana Ortiz-Lee"}),
+            cid.encode(),
+        )
+        svc.send(
+            topic,
+            orjson.dumps({**first, "updated_at": "2026-10-01T09:00:00Z", "name": "Old Name"}),
+            cid.encode(),
+        )
+        wait_for(lambda: "Dana Ortiz-Lee" in shown(), 60, "the newer profile")
+        assert "Old Name" not in shown()
+
+        # erased (a tombstone): gone from the page, the API, the read model, and later alerts
+        svc.send(topic, None, cid.encode())
+        wait_for(lambda: "No profile of this customer" in shown(), 60, "the erasure in the inbox")
+        assert "dana.ortiz@example.com" not in driver.page_source and "555-0142" not in driver.page_source
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        status, body = http(f"{base}/api/v1/alerts/{alert['alert_id']}", headers=auth)
+        assert status == 200 and json.loads(body)["profile"] is None
+        db = sqlite3.connect(svc.workdir / "inbox.db")
+        try:
+            dump = "\n".join(db.iterdump())
+        finally:
+            db.close()
+        assert "dana.ortiz@example.com" not in dump and "555-0142" not in dump
+        svc.send_survey(survey(cid, ces=1, ticket_id="t-p1"))
+        later = svc.alerts_for(cid, 2)[-1]
+        assert later["kind"] == "low_effort" and "profile" not in later["customer"]
+    finally:
+        driver.quit()
+    for secret in ("dana.ortiz", "555-0142", "Ortiz"):
+        assert secret not in inbox.logs() and secret not in svc.log.read_text()
