@@ -784,7 +784,9 @@ class ReadModel:
         names: dict[str, str] = {}
         for i in range(0, len(ids), 500):
             held = await conn.execute(
-                select(profiles.c.customer_id, profiles.c.doc).where(profiles.c.customer_id.in_(ids[i : i + 500]))
+                select(profiles.c.customer_id, profiles.c.doc).where(
+                    profiles.c.customer_id.in_(ids[i : i + 500])
+                )
             )
             for cid, doc in held:
                 name = orjson.loads(doc).get("name") if doc else None

@@ -100,7 +100,7 @@ def test_read_model(database: str) -> None:
     async def go() -> None:
         model = ReadModel(database)
         try:
-            assert await model.migrate() == [1, 2, 3, 4, 5]
+            assert await model.migrate() == [1, 2, 3, 4, 5, 6]
             assert await model.migrate() == []  # applied once
             assert await model.apply(RECORDS) == 7
             assert await model.apply(RECORDS) == 0  # a replay changes nothing
@@ -346,3 +346,50 @@ def test_the_login_lockout_holds_across_inbox_processes(database: str) -> None:
             await second.close()
 
     assert run(go()) == (True, True)
+
+
+def test_profiles_are_kept_apart_newest_first_and_erased(database: str) -> None:
+    """An alert's customer.profile moves to the profiles table (the stored alert holds none); the newest
+    updated_at wins from either source; an erasure removes it, and an older record does not bring it back."""
+
+    def profile(at: float, **fields: Any) -> dict[str, Any]:
+        return {"updated_at": stamp(at), "name": "Dana", "email": "dana@example.com", **fields}
+
+    async def go() -> None:
+        model = ReadModel(database)
+        try:
+            await model.migrate()
+            doc = alert("a-p", "billing", NOW, customer_id="cust-p")
+            doc["customer"] = {**doc["customer"], "profile": profile(NOW - 50)}
+            await model.apply([("alert", "recovery-alerts", 0, 0, doc)])
+            found = await model.alert("a-p", NOW)
+            assert found is not None and "profile" not in found["doc"]["customer"]
+            assert "dana@example.com" not in orjson.dumps(found["doc"]).decode()
+            assert (await model.profile("cust-p") or {})["email"] == "dana@example.com"
+            page = await model.page(None, NOW)
+            assert [r["name"] for r in page.rows if r["alert_id"] == "a-p"] == ["Dana"]
+
+            newer = {"customer_id": "cust-p", "at": NOW - 10, "name": "Dana Lee", "phone": "+1 202 555 0100"}
+            older = {"customer_id": "cust-p", "at": NOW - 90, "name": "Old"}
+            await model.apply(
+                [("profile", "customer-profiles", 0, 0, newer), ("profile", "customer-profiles", 0, 1, older)]
+            )
+            assert (await model.profile("cust-p") or {})["name"] == "Dana Lee"
+            # an alert carrying an older copy changes nothing either
+            again = alert("a-p2", "billing", NOW, customer_id="cust-p")
+            again["customer"] = {**again["customer"], "profile": profile(NOW - 40, name="Stale")}
+            await model.apply([("alert", "recovery-alerts", 0, 1, again)])
+            assert (await model.profile("cust-p") or {})["name"] == "Dana Lee"
+
+            erased = {"customer_id": "cust-p", "at": NOW - 5, "deleted": True}
+            await model.apply([("profile", "customer-profiles", 0, 2, erased)])
+            assert await model.profile("cust-p") is None
+            await model.apply([("profile", "customer-profiles", 0, 3, {**older, "at": NOW - 6})])
+            assert await model.profile("cust-p") is None
+            assert [
+                r["name"] for r in (await model.page(None, NOW)).rows if r["customer_id"] == "cust-p"
+            ] == [None, None]
+        finally:
+            await model.close()
+
+    run(go())

@@ -210,3 +210,31 @@ def test_a_grouped_message_lists_every_alert_worst_first_within_the_limits(
     mail = email_message(view, "grp_1", "leads", "alerts.example.com")
     assert mail.subject and f"{n} alerts in billing" in mail.subject
     assert all(d["alert_id"] in mail.html for d in docs)
+
+
+def test_no_message_carries_the_customers_profile() -> None:
+    """Whom to call is personal data: the inbox shows it to the alert's queue; Slack, Teams and e-mail
+    messages (read by whole channels and kept by other systems) never carry it."""
+    profile = {
+        "updated_at": "2026-11-22T12:00:00Z",
+        "name": "Dana Ortiz",
+        "company": "Ortiz Sons",
+        "email": "dana.ortiz@example.com",
+        "phone": "+1 202 555 0142",
+        "crm_url": "https://crm.example.com/customers/42",
+    }
+    doc = alert()
+    doc["customer"] = {**doc["customer"], "profile": profile}
+    escalation = sample("escalation", "dest")
+    escalation["customer"] = {**(escalation.get("customer") or {}), "profile": profile}
+    for kind, d in (("recovery_alert", doc), ("escalation", escalation)):
+        view = view_of(kind, d, INBOX)
+        mail = email_message(view, delivery_id(kind, d, "x"), "x", "example.com")
+        rendered = [
+            orjson.dumps(slack_message(view)).decode(),
+            orjson.dumps(teams_message(view)).decode(),
+            mail.subject + mail.text + mail.html,
+        ]
+        for text in rendered:
+            for value in ("Dana", "Ortiz", "dana.ortiz", "555 0142", "crm.example.com"):
+                assert value not in text, (kind, value)
