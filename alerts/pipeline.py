@@ -207,14 +207,12 @@ class Pipeline:
                 continue
             event = self._parse(kind, rec)
             if isinstance(event, Rejection):
-                out.invalid[(rec.topic, event.code)] += 1
-                out.emits.append(dead_letter_emit(self.topics.dlq, rec, event, now, self.max_message_bytes))
+                self._reject(rec, event, now, out)
                 continue
             cid = event.customer_id
             partition = self.owner(cid)
             if partition != rec.partition:
-                out.rekeyed += 1
-                out.emits.append(self._rekey(rec, kind, cid, partition))
+                self._forward(rec, kind, cid, partition, out)
                 continue
             held = dirty.get(cid)
             state = held[1] if held else (load(cid) or CustomerState())
@@ -379,13 +377,11 @@ class Pipeline:
                 if isinstance(doc, Rejection)
                 else Rejection("missing_field", "a held-survey release names no customer_id", "customer_id")
             )
-            out.invalid[(rec.topic, why.code)] += 1
-            out.emits.append(dead_letter_emit(self.topics.dlq, rec, why, now, self.max_message_bytes))
+            self._reject(rec, why, now, out)
             return
         partition = self.owner(cid)
         if partition != rec.partition:
-            out.rekeyed += 1
-            out.emits.append(self._rekey(rec, RELEASE, cid, partition))
+            self._forward(rec, RELEASE, cid, partition, out)
             return
         dirty = out.dirty
         held = dirty.get(cid)
@@ -414,21 +410,18 @@ class Pipeline:
         if not rec.value:  # a tombstone: the key names the customer
             profile, cid = None, _key_text(rec.key)
             if isinstance(cid, Rejection):
-                out.invalid[(rec.topic, cid.code)] += 1
-                out.emits.append(dead_letter_emit(self.topics.dlq, rec, cid, now, self.max_message_bytes))
+                self._reject(rec, cid, now, out)
                 return
         else:
             doc = decode_json(rec.value)
             profile = doc if isinstance(doc, Rejection) else validate_doc(CustomerProfile, doc)
             if isinstance(profile, Rejection):
-                out.invalid[(rec.topic, profile.code)] += 1
-                out.emits.append(dead_letter_emit(self.topics.dlq, rec, profile, now, self.max_message_bytes))
+                self._reject(rec, profile, now, out)
                 return
             cid = profile.customer_id
         partition = self.owner(cid)
         if partition != rec.partition:
-            out.rekeyed += 1
-            out.emits.append(self._rekey(rec, PROFILE, cid, partition))
+            self._forward(rec, PROFILE, cid, partition, out)
             return
         held = out.dirty.get(cid)
         state = held[1] if held else load(cid)
@@ -444,6 +437,11 @@ class Pipeline:
                 return
             out.profiles += 1
         out.dirty[cid] = (partition, state)
+
+    def _reject(self, rec: Record, why: Rejection, now: datetime, out: BatchResult) -> None:
+        """Count ``rec`` as invalid and emit its dead letter (the offset moves on)."""
+        out.invalid[(rec.topic, why.code)] += 1
+        out.emits.append(dead_letter_emit(self.topics.dlq, rec, why, now, self.max_message_bytes))
 
     def _escalate(self, doc: dict[str, Any], out: BatchResult) -> None:
         out.escalations[doc["queue"]] += 1
@@ -469,6 +467,11 @@ class Pipeline:
         if kind == TICKET:
             return validate_doc(TicketEvent, doc)
         return Rejection("unknown_source", f"no schema for records of kind {kind!r}")
+
+    def _forward(self, rec: Record, kind: str, cid: str, partition: int, out: BatchResult) -> None:
+        """Send ``rec`` to the re-key topic on its customer's partition (it arrived on another)."""
+        out.rekeyed += 1
+        out.emits.append(self._rekey(rec, kind, cid, partition))
 
     def _rekey(self, rec: Record, kind: str, cid: str, partition: int) -> Emit:
         origin = dict(rec.headers).get(ORIGIN_HEADER) or (

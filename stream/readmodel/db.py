@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from alerts.customer import PROFILE_FIELDS
 from alerts.followup import WAITING
 from schemas.common import epoch_or_none
 from stream.errors import ConfigurationError
@@ -187,7 +188,6 @@ profiles = Table(  # whom to call (personal data): the newest customer-profiles 
     Column("updated_at", Float, nullable=False),
     Column("doc", Text),
 )
-PROFILE_FIELDS = ("name", "company", "email", "phone", "preferred_channel", "crm_url")
 
 
 async def _v1(conn: AsyncConnection) -> None:
@@ -477,8 +477,8 @@ class ReadModel:
         customer: dict[str, Any] = found if isinstance(found, dict) else {}
         if "profile" not in customer:
             return doc, customer
+        profile = customer["profile"]
         customer = {k: v for k, v in customer.items() if k != "profile"}
-        profile = found.get("profile") if isinstance(found, dict) else None
         cid = _id(doc.get("customer_id"))
         if isinstance(profile, dict) and cid is not None:
             at = epoch_or_none(profile.get("updated_at"))
