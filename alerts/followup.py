@@ -56,6 +56,8 @@ class FollowUp:
     last_notice_at: float | None = None
     actions: list[str] = field(default_factory=list)  # applied action ids
     pending: list[dict[str, Any]] = field(default_factory=list)  # actions that came before the alert
+    seq: int = 0  # followup-events written so far: the next one's ``seq`` is this plus one
+    cause_at: float | None = None  # the event time of the alert's cause: durations run from it
 
     def to_doc(self) -> dict[str, Any]:
         """JSON-able document."""
@@ -65,6 +67,13 @@ class FollowUp:
     def from_doc(cls, doc: dict[str, Any]) -> FollowUp:
         """Read back ``to_doc``."""
         return cls(**doc)
+
+    @property
+    def began_at(self) -> float | None:
+        """Where its durations start: the cause's event time (the survey's ``submitted_at``), so a
+        backfilled alert's time to contact runs between two event times, not from when the worker
+        saw it; follow-ups stored before the cause was kept use the alert's creation."""
+        return self.cause_at if self.cause_at is not None else self.opened_at
 
     @property
     def waiting(self) -> bool:
@@ -98,6 +107,7 @@ def followup_event(
     """
     a = fu.alert or {}
     stamp = format_timestamp(from_epoch(at))
+    fu.seq += 1
     doc = {
         "schema_version": SCHEMA_VERSION,
         "event_id": stable_id("fue", fu.alert_id, kind, stamp, change or ""),
@@ -112,6 +122,7 @@ def followup_event(
         "kind": a.get("kind"),
         "severity": a.get("severity"),
         "follow_up_due_at": format_timestamp(from_epoch(fu.due_at)) if fu.due_at is not None else None,
+        "seq": fu.seq,
         **extra,
     }
     return ("event", fu.alert_id, doc)
@@ -141,6 +152,7 @@ def for_follow_up(alert: dict[str, Any]) -> dict[str, Any]:
     doc = {k: alert.get(k) for k in KEPT_FIELDS}
     doc["alert_id"] = alert.get("alert_id")
     doc["follow_up_due_at"] = alert.get("follow_up_due_at")
+    doc["cause_at"] = alert.get("cause_at") or alert.get("submitted_at")
     customer = alert.get("customer") or {}
     doc["customer"] = {"tier": customer.get("tier"), "account_value": customer.get("account_value")}
     return doc
@@ -156,6 +168,8 @@ def open_alert(fu: FollowUp, alert: dict[str, Any], policy: FollowUpPolicy, out:
     fu.alert["customer_tier"] = customer.get("tier")
     fu.alert["account_value"] = customer.get("account_value")
     fu.opened_at = to_epoch(parse_timestamp(alert["created_at"]))
+    cause = alert.get("cause_at") or alert.get("submitted_at")
+    fu.cause_at = to_epoch(parse_timestamp(cause)) if isinstance(cause, str) else fu.opened_at
     fu.due_at = to_epoch(parse_timestamp(alert["follow_up_due_at"]))
     out.outputs.append(followup_event(fu, "opened", fu.opened_at, score=fu.alert.get("score")))
     pending, fu.pending = fu.pending, []
@@ -199,8 +213,9 @@ def apply_action(fu: FollowUp, action: dict[str, Any], policy: FollowUpPolicy, o
         if fu.status in ("open", "reopened"):
             fu.status = "acknowledged"
     elif kind == "contacted":
-        if fu.contacted_at is None and fu.opened_at is not None:
-            out.contact_seconds.append(max(0.0, at - fu.opened_at))
+        began = fu.began_at
+        if fu.contacted_at is None and began is not None:
+            out.contact_seconds.append(max(0.0, at - began))
         fu.contacted_at = fu.contacted_at or at
         if fu.status in WAITING:
             fu.status = "contacted"
@@ -208,8 +223,9 @@ def apply_action(fu: FollowUp, action: dict[str, Any], policy: FollowUpPolicy, o
         fu.status = "resolved"
         fu.resolved_at = at
         fu.root_cause = action.get("root_cause")
-        if fu.opened_at is not None:
-            out.resolve_seconds.append(max(0.0, at - fu.opened_at))
+        began = fu.began_at
+        if began is not None:
+            out.resolve_seconds.append(max(0.0, at - began))
     elif kind == "reopened":
         fu.status = "reopened"
         fu.contacted_at = None

@@ -244,6 +244,12 @@ class FollowupEvent(OutputModel):
     score: int | float | None = Field(None, description="On opened and updated: the alert's score now.")
     action_id: str | None = Field(None, description="The followup-actions record behind the change.")
     note: str | None = None
+    seq: int | None = Field(
+        None,
+        ge=1,
+        description="The worker's order of this alert's follow-up events: 1, 2, ... (the newest is the "
+        "status). Ordering by `at` is wrong: an action may be dated before the alert was raised.",
+    )
 
 
 class DeadLetterError(_Part):

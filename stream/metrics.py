@@ -152,12 +152,15 @@ class Metrics:
         hours = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
         self.time_to_contact = Histogram(
             f"{PREFIX}_time_to_contact_seconds",
-            "From alert to first contact with the customer.",
+            "From the alert's cause (the survey's submitted_at) to the first contact's at: event times.",
             buckets=hours,
             registry=r,
         )
         self.time_to_resolve = Histogram(
-            f"{PREFIX}_time_to_resolve_seconds", "From alert to its resolution.", buckets=hours, registry=r
+            f"{PREFIX}_time_to_resolve_seconds",
+            "From the alert's cause to its resolution's at: event times.",
+            buckets=hours,
+            registry=r,
         )
         self.followup_check_seconds = Histogram(
             f"{PREFIX}_followup_check_duration_seconds",

@@ -69,6 +69,7 @@ alerts = Table(
     Column("due_at", Float),
     Column("status", String(32), nullable=False, default="open"),
     Column("status_at", Float),
+    Column("status_seq", Integer),  # the seq of the follow-up event that set the status (migration 7)
     Column("root_cause", Text),
     Column("original_alert_id", String(128)),
     Column("notice", Integer),
@@ -93,6 +94,7 @@ events = Table(
     Column("action_id", String(128)),
     Column("notice", Integer),
     Column("doc", Text),
+    Column("seq", Integer),  # the worker's order of the alert's events (migration 7)
 )
 Index("events_alert_at", events.c.alert_id, events.c.at)
 
@@ -224,6 +226,17 @@ async def _v6(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[profiles]))
 
 
+async def _v7(conn: AsyncConnection) -> None:
+    def add(sync: Any) -> None:
+        from sqlalchemy import inspect
+
+        for table, column in (("alerts", "status_seq"), ("followup_events", "seq")):
+            if column not in {c["name"] for c in inspect(sync).get_columns(table)}:
+                sync.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER"))
+
+    await conn.run_sync(add)
+
+
 # (version, what it does, how): append, never edit an applied one
 MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (1, "alerts, follow-up events, escalations, sent actions, offsets", _v1),
@@ -232,6 +245,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[AsyncConnection], Any]]] = [
     (4, "the event time of each alert's and escalation's cause (the digest places them by it)", _v4),
     (5, "failed logins, so the lockout holds across inbox processes", _v5),
     (6, "customer profiles (whom to call), kept apart from the alerts so an erasure erases them", _v6),
+    (7, "the worker's sequence of follow-up events: the newest says the status, whatever its `at`", _v7),
 ]
 
 
@@ -267,6 +281,11 @@ def _id(value: Any) -> str | None:
 
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _seq(value: Any) -> int | None:
+    """A follow-up event's ``seq`` (1, 2, ...), or None if it has none usable."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31 else None
 
 
 def _text(value: Any, limit: int = 256) -> str | None:
@@ -543,11 +562,13 @@ class ReadModel:
             "action_id": _text(doc.get("action_id"), 128),
             "notice": doc.get("notice") if isinstance(doc.get("notice"), int) else None,
             "doc": orjson.dumps(doc).decode(),
+            "seq": _seq(doc.get("seq")),
         }
         result = await conn.execute(self._insert(events).values(**values).on_conflict_do_nothing())
         if not result.rowcount:
             return 0  # a replay
-        row = (await conn.execute(select(alerts.c.status_at).where(alerts.c.alert_id == alert_id))).first()
+        status = select(alerts.c.status_seq).where(alerts.c.alert_id == alert_id)
+        row = (await conn.execute(status)).first()
         if row is None:  # the event came before its alert (another topic): a stub until the alert arrives
             await conn.execute(
                 alerts.insert().values(
@@ -564,14 +585,17 @@ class ReadModel:
                     notices=0,
                 )
             )
-            row = (
-                await conn.execute(select(alerts.c.status_at).where(alerts.c.alert_id == alert_id))
-            ).first()
+            row = (await conn.execute(status)).first()
         change: dict[str, Any] = {}
         if doc.get("type") == "overdue":
             change["notices"] = alerts.c.notices + 1
-        if row is None or row.status_at is None or at >= row.status_at:  # the newest event says the status
-            change.update(status=values["status"], status_at=at)
+        # The newest event says the status: the worker's order, never `at` (an action may be dated
+        # before the alert was raised, or a backfill dates every event in the past). One alert's
+        # events share a partition, so topic order is the worker's; seq also holds it across a
+        # repartitioning of followup-events. Events written before seq apply in topic order.
+        seq = values["seq"]
+        if row is None or seq is None or row.status_seq is None or seq > row.status_seq:
+            change.update(status=values["status"], status_at=at, status_seq=seq)
             due = epoch_or_none(doc.get("follow_up_due_at"))
             if due is not None:
                 change["due_at"] = due
@@ -808,7 +832,9 @@ class ReadModel:
                 return None
             found = self._row(_plain(row), now)
             history = await conn.execute(
-                select(events).where(events.c.alert_id == alert_id).order_by(events.c.at, events.c.event_id)
+                select(events)  # in the worker's order (events from before seq by their time)
+                .where(events.c.alert_id == alert_id)
+                .order_by(func.coalesce(events.c.seq, 0), events.c.at, events.c.event_id)
             )
             found["events"] = [_plain(r) for r in history]
             sent = await conn.execute(

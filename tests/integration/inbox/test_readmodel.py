@@ -83,14 +83,14 @@ RECORDS = [
     ("alert", "recovery-alerts", 0, 0, alert("a-late", "billing", NOW - 600)),  # the event came first
     ("alert", "recovery-alerts", 1, 0, alert("a-soon", "billing", NOW + 600, "warning")),
     ("alert", "recovery-alerts", 1, 1, alert("a-other", "returns", NOW + 60)),
-    ("event", "followup-events", 1, 0, event("a-soon", "contacted", "contacted", NOW - 100)),
+    ("event", "followup-events", 1, 0, event("a-soon", "contacted", "contacted", NOW - 100, seq=3)),
     (
         "event",
         "followup-events",
         1,
         1,
-        event("a-soon", "acknowledged", "acknowledged", NOW - 200),
-    ),  # older: no change
+        event("a-soon", "acknowledged", "acknowledged", NOW - 200, seq=2),
+    ),  # earlier in the worker's order (seq), read later (a repartitioned topic): no change
     ("escalation", "escalations.billing", 0, 0, {**sample("escalation", "x"), "queue": "billing"}),
     ("alert", "recovery-alerts", 0, 1, None),  # not JSON: only the offset moves
 ]
@@ -100,7 +100,7 @@ def test_read_model(database: str) -> None:
     async def go() -> None:
         model = ReadModel(database)
         try:
-            assert await model.migrate() == [1, 2, 3, 4, 5, 6]
+            assert await model.migrate() == [1, 2, 3, 4, 5, 6, 7]
             assert await model.migrate() == []  # applied once
             assert await model.apply(RECORDS) == 7
             assert await model.apply(RECORDS) == 0  # a replay changes nothing
@@ -299,6 +299,43 @@ def test_a_period_holds_what_happened_in_it_not_what_was_seen_then(database: str
     assert [a["alert_id"] for a in last_week["alerts"]] == ["a-backfilled"]
     assert [e["escalation_id"] for e in last_week["escalations"]] == ["e-backfilled"]
     assert [a["alert_id"] for a in this_week["alerts"]] == ["a-live"] and this_week["escalations"] == []
+
+
+def test_the_status_is_the_workers_newest_event_whatever_its_at(database: str) -> None:
+    """Actions dated before the alert was raised (a backfill, an agent logging a call late) still
+    change the status: the worker's order decides, by seq, or by topic order without one."""
+    raised = NOW
+    records: list[tuple[str, str, int, int, dict[str, Any] | None]] = [
+        ("alert", "recovery-alerts", 0, 0, alert("a-past", "billing", raised + 600)),
+        ("alert", "recovery-alerts", 0, 1, alert("a-legacy", "billing", raised + 600)),
+    ]
+    steps = [("opened", "open", raised), ("contacted", "contacted", raised - 5000)]
+    steps.append(("resolved", "resolved", raised - 4000))
+    for i, (kind, status, at) in enumerate(steps):
+        records.append(("event", "followup-events", 0, i, event("a-past", kind, status, at, seq=i + 1)))
+        records.append(("event", "followup-events", 1, i, event("a-legacy", kind, status, at)))
+    # read twice (a rebuild or a replayed batch): nothing changes
+    stale = (
+        "event",
+        "followup-events",
+        0,
+        9,
+        event("a-past", "contacted", "contacted", raised - 5000, seq=2),
+    )
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        model = ReadModel(database)
+        try:
+            await model.migrate()
+            await model.apply(records)
+            await model.apply([stale, *records])
+            return await model.alert("a-past", NOW), await model.alert("a-legacy", NOW)
+        finally:
+            await model.close()
+
+    past, legacy = run(go())
+    assert past["status"] == legacy["status"] == "resolved"
+    assert [e["type"] for e in past["events"]] == ["opened", "contacted", "resolved"]  # in the worker's order
 
 
 def test_the_digest_of_a_period_without_data_is_an_error_unless_asked_for(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def alert(due_min: int = 60) -> dict[str, Any]:
     }
 
 
-def action(aid: str, kind: str, minute: int, **extra: Any) -> dict[str, Any]:
+def action(aid: str, kind: str, minute: float, **extra: Any) -> dict[str, Any]:
     return {
         "action_id": aid,
         "alert_id": "a1",
@@ -271,6 +271,7 @@ def test_every_change_is_a_followup_event_in_order_with_what_the_contract_names(
     assert got[4].note == "called, left a message" and got[4].action_id == "x1"
     assert got[6].follow_up_due_at == at(95 + 240)  # the new due time after reopening
     assert len({e.event_id for e in got}) == len(got)
+    assert [e.seq for e in got] == list(range(1, len(got) + 1))  # the worker's order, whatever `at` says
 
     again, out2 = FollowUp("a1"), Changes()  # the same inputs again: the same ids (a replay)
     apply_action(again, action("x0", "acknowledged", 1), POLICY, out2)
@@ -286,3 +287,27 @@ def test_a_repeated_or_unchanged_edit_adds_no_event_and_a_withdrawal_is_one() ->
     update_alert(fu, {"score": None, "at": at(3).timestamp(), "ts": 8.0}, out)
     update_alert(fu, {"score": None, "at": at(4).timestamp(), "ts": 9.0}, out)  # withdrawn already
     assert [(e.type, e.status) for e in events(out)] == [("opened", "open"), ("withdrawn", "withdrawn")]
+
+
+def test_durations_run_between_event_times_from_the_cause_even_when_raised_late() -> None:
+    """A backfill: the survey was answered a week ago, the worker raised its alert now, and the
+    agent's actions are dated when they happened (before the alert was raised). Time to contact
+    and to resolve run from the survey's submitted_at to each action's at; the status follows
+    the order the actions came in, and the events say that order in ``seq``."""
+    week_ago = T0 - timedelta(days=7)
+    late = {**alert(), "submitted_at": week_ago.isoformat().replace("+00:00", "Z")}
+    late["cause_at"] = late["submitted_at"]
+    for opened in (late, for_follow_up(late)):
+        fu, out = FollowUp("a1"), Changes()
+        open_alert(fu, opened, POLICY, out)
+        dated = T0 - timedelta(days=7) + timedelta(seconds=10_200)
+        minutes = (dated - T0).total_seconds() / 60
+        apply_action(fu, action("x1", "contacted", minutes), POLICY, out)
+        apply_action(fu, action("x2", "resolved", minutes + 60, root_cause="r"), POLICY, out)
+        assert fu.status == "resolved"
+        assert out.contact_seconds == [10_200.0] and out.resolve_seconds == [10_200.0 + 3600]
+        got = events(out)
+        assert [(e.type, e.seq) for e in got] == [("opened", 1), ("contacted", 2), ("resolved", 3)]
+        assert got[1].at < got[0].at  # dated before the alert was raised, and still after it in order
+    old = FollowUp.from_doc({k: v for k, v in fu.to_doc().items() if k not in ("seq", "cause_at")})
+    assert old.began_at == old.opened_at and old.seq == 0  # stored before these fields: as before
