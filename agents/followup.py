@@ -21,7 +21,6 @@ from agents.intake import Send, headers_of, utc_now
 from alerts.followup import (
     Changes,
     FollowUp,
-    FollowUpPolicy,
     SlaIndex,
     Summary,
     apply_action,
@@ -71,17 +70,7 @@ class FollowUpAgent:
         self.metrics = metrics
         self.clock = clock
         self.owner = owner_function(settings.partitions)
-        self.policy = FollowUpPolicy(
-            renotify_s=settings.renotify_interval_s,
-            max_notices=settings.max_renotify,
-            lead_queue=settings.lead_queue,
-            sla_s={
-                "critical": settings.sla_critical_minutes * 60,
-                "warning": settings.sla_warning_minutes * 60,
-                "info": settings.sla_info_minutes * 60,
-            },
-            tier_factors=settings.sla_tier_factors,
-        )
+        self.policy = settings.followup_policy()
 
     def _load(self, alert_id: str, dirty: dict[str, FollowUp]) -> FollowUp:
         fu = dirty.get(alert_id)

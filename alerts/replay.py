@@ -9,9 +9,22 @@ sides is the same alert. Everything is sorted: the same history and rules give t
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from alerts.followup import (
+    Changes,
+    FollowUp,
+    FollowUpPolicy,
+    apply_action,
+    check_overdue,
+    next_check_at,
+    open_alert,
+    update_alert,
+)
 
 EXAMPLES = 5
 
@@ -26,8 +39,78 @@ class Outcome:
     def add(self, doc: dict[str, Any]) -> None:
         if "escalation_id" in doc:
             self.escalations[doc["escalation_id"]] = doc
-        elif doc.get("kind") != "followup_overdue":  # those follow the wall clock, not the history
+        else:
             self.alerts.setdefault(doc["alert_id"], doc)
+
+
+class SlaClock:
+    """The worker's follow-up stage on a virtual clock: alerts open follow-ups, edits update them,
+    people's actions apply when they were recorded, and ``advance`` raises the overdue notices and
+    their lead escalations that the worker's SLA timer raises once its clock passes a due time.
+
+    Checks run at the exact time a follow-up falls due (``next_check_at``); the worker's timer
+    runs every few seconds, so a notice due within one check interval of the replay's end can be
+    on one side only.
+    """
+
+    def __init__(self, policy: FollowUpPolicy) -> None:
+        self.policy = policy
+        self.followups: dict[str, FollowUp] = {}
+        self._due: list[tuple[float, str]] = []  # (check time, alert id), a heap; stale entries skipped
+        self._next: dict[str, float] = {}
+        self.now = float("-inf")
+
+    def _get(self, alert_id: str) -> FollowUp:
+        fu = self.followups.get(alert_id)
+        if fu is None:
+            fu = self.followups[alert_id] = FollowUp(alert_id)
+        return fu
+
+    def _schedule(self, fu: FollowUp) -> None:
+        t = next_check_at(fu, self.policy)
+        if t is None:
+            self._next.pop(fu.alert_id, None)
+        elif self._next.get(fu.alert_id) != t:
+            self._next[fu.alert_id] = t
+            heapq.heappush(self._due, (t, fu.alert_id))
+
+    def follow(self, op: dict[str, Any]) -> None:
+        """A record of the follow-ups topic as the intake writes it (``open`` or ``update``)."""
+        if op.get("op") == "open":
+            alert = op["alert"]
+            fu = self._get(alert["alert_id"])
+            open_alert(fu, alert, self.policy, Changes())
+        elif op.get("op") == "update":
+            fu = self._get(op["alert_id"])
+            update_alert(fu, op, Changes())
+        else:
+            return
+        self._schedule(fu)
+
+    def act(self, action: dict[str, Any]) -> None:
+        """A valid ``followup-actions`` record (the contract's fields)."""
+        fu = self._get(action["alert_id"])
+        apply_action(fu, action, self.policy, Changes())
+        self._schedule(fu)
+
+    def advance(self, until: float) -> list[dict[str, Any]]:
+        """Run the SLA clock up to ``until``: the overdue alerts and escalations raised, in time order."""
+        raised: list[dict[str, Any]] = []
+        while self._due and self._due[0][0] <= until:
+            t, alert_id = heapq.heappop(self._due)
+            if self._next.get(alert_id) != t:
+                continue  # rescheduled or done since
+            del self._next[alert_id]
+            fu = self.followups[alert_id]
+            out = Changes()
+            if check_overdue(fu, datetime.fromtimestamp(t, UTC), self.policy, out):
+                raised.extend(doc for role, _, doc in out.outputs if role != "event")
+            nxt = next_check_at(fu, self.policy)
+            if nxt is not None and nxt > t:
+                self._next[alert_id] = nxt
+                heapq.heappush(self._due, (nxt, alert_id))
+        self.now = max(self.now, until)
+        return raised
 
 
 def _counts(docs: dict[str, dict[str, Any]], fields: tuple[str, ...]) -> dict[str, dict[str, int]]:

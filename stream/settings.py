@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from alerts.deadletters import MAX_TOPIC_LENGTH, topic_problem
 from alerts.feedback import TrendPolicy
+from alerts.followup import FollowUpPolicy
 from alerts.policy import AlertPolicy
 from alerts.routing import DEFAULT_RULES, MAX_QUEUE_LENGTH, Router, RulesError, RuleSet, load_rules
 from alerts.windows import WindowSpec, parse_windows
@@ -439,6 +440,20 @@ class Settings(BaseSettings):
             cooldown_s=self.alert_cooldown_s,
             escalate_tiers=self.escalate_tiers,
             escalate_account_value=self.escalate_account_value,
+        )
+
+    def followup_policy(self) -> FollowUpPolicy:
+        """The follow-up SLA these settings describe (the worker's timer and replay's virtual one)."""
+        return FollowUpPolicy(
+            renotify_s=self.renotify_interval_s,
+            max_notices=self.max_renotify,
+            lead_queue=self.lead_queue,
+            sla_s={
+                "critical": self.sla_critical_minutes * 60,
+                "warning": self.sla_warning_minutes * 60,
+                "info": self.sla_info_minutes * 60,
+            },
+            tier_factors=self.sla_tier_factors,
         )
 
     def rules(self) -> RuleSet:

@@ -7,7 +7,9 @@ tickets and cooldowns is rebuilt from it; older facts are unknown to the replay)
 escalations, due times) runs over it in memory, in event-time order with ticket events first
 at equal times, as the worker orders a batch. A virtual clock, the records' own timestamps,
 stands in for the worker's wall clock: surveys held for their ticket are released when the
-worker's timer would have released them. Nothing is produced to a live topic; ``--emit``
+worker's timer would have released them. The follow-up stage runs on the same clock: actions apply
+at their broker timestamps and the SLA timer raises overdue notices and lead escalations up to
+``--to`` (``alerts.replay.SlaClock``). Nothing is produced to a live topic; ``--emit``
 writes the would-be alerts and escalations to a topic of their own for inspection.
 
 The report counts what the changed configuration would raise for causes inside the period
@@ -32,8 +34,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from alerts.customer import CustomerState
 from alerts.ids import stable_id
 from alerts.pipeline import Pipeline, Record
-from alerts.replay import Outcome
+from alerts.replay import Outcome, SlaClock
 from schemas.common import format_timestamp
+from schemas.inputs import FollowupAction
+from schemas.validate import Rejection, parse
 from stream.errors import ConfigurationError
 from stream.kafka.security import aiokafka_options
 from stream.kafka.topics import partition_counts, service_topics
@@ -41,7 +45,9 @@ from stream.pipeline import pipeline_from
 from stream.settings import Settings
 
 BATCH = 2000
+BATCH_SPAN_S = 0.5
 BROKER_WAIT_S = 60.0
+ACTION_FIELDS = set(FollowupAction.model_fields)
 
 
 def settings_with(base: Mapping[str, str], rules: str | None, overrides: list[str]) -> Settings:
@@ -123,18 +129,38 @@ class Run:
         )
         self.store: dict[str, CustomerState] = {}
         self.docs: list[tuple[float, dict[str, Any]]] = []  # (cause timestamp, alert or escalation)
+        self.sla = SlaClock(settings.followup_policy())
+        self.actions_topic = settings.followup_actions_topic
 
     def process(self, records: list[Record], now: float) -> None:
-        result = self.pipeline.process(records, self.store.get, datetime.fromtimestamp(now, UTC))
+        """One batch as the worker takes it: the intake's records at ``now``, then the actions in it
+        at their own times, the SLA clock running up to each and to ``now``."""
+        intake = [r for r in records if r.topic != self.actions_topic]
+        result = self.pipeline.process(intake, self.store.get, datetime.fromtimestamp(now, UTC))
         topics = self.pipeline.topics
         for emit in result.emits:
-            if isinstance(emit.value, dict) and (
-                emit.topic == topics.recovery_alerts or emit.topic.startswith(topics.escalations_prefix)
-            ):
+            if not isinstance(emit.value, dict):
+                continue
+            if emit.topic == topics.recovery_alerts or emit.topic.startswith(topics.escalations_prefix):
                 cause = emit.source.timestamp if emit.source is not None and emit.source.timestamp else now
                 self.docs.append((cause, emit.value))
+            elif emit.topic == topics.followups:
+                self.sla.follow(emit.value)
         for cid, (_, state) in result.dirty.items():
             self.store[cid] = state
+        for rec in records:
+            if rec.topic == self.actions_topic:
+                at = float(rec.timestamp or now)
+                self.tick(at)
+                action = parse(FollowupAction, rec.value)
+                if not isinstance(action, Rejection):  # the worker dead-letters it: no change
+                    self.sla.act(action.model_dump(mode="json", exclude_none=True, include=ACTION_FIELDS))
+        self.tick(now)
+
+    def tick(self, t: float) -> None:
+        """The SLA timer up to ``t``: its overdue alerts and escalations, caused when raised."""
+        for doc in self.sla.advance(t):
+            self.docs.append((t, doc))
 
     def releases(self, now: float) -> list[Record]:
         """The release requests the worker's held-survey timer would send by ``now``."""
@@ -159,11 +185,16 @@ def replay_records(records: list[Any], settings: Settings) -> list[Record]:
     return rows
 
 
-def run(records: list[Record], settings: Settings, progress: Callable[[int], None] = lambda n: None) -> Run:
-    """The pipeline of ``settings`` over ``records`` (``replay_records`` order), with a virtual clock."""
+def run(
+    records: list[Record],
+    settings: Settings,
+    progress: Callable[[int], None] = lambda n: None,
+    until: float | None = None,
+) -> Run:
+    """The pipeline of ``settings`` over ``records`` (``replay_records`` order), with a virtual clock
+    that runs on to ``until`` (the SLA timer's last notices)."""
     r = Run(settings)
-    for i in range(0, len(records), BATCH):
-        batch = records[i : i + BATCH]
+    for batch in batches(records):
         now = float(batch[-1].timestamp or 0.0)
         released = r.releases(now)
         r.process(released + batch, now)
@@ -173,7 +204,27 @@ def run(records: list[Record], settings: Settings, progress: Callable[[int], Non
         released = r.releases(end)
         if released:
             r.process(released, end)
+    if until is not None:
+        r.tick(until)
     return r
+
+
+def batches(records: list[Record]) -> Iterator[list[Record]]:
+    """``records`` in batches as the worker would have taken them: at most ``BATCH``, and none
+    spanning more than ``BATCH_SPAN_S`` of broker time. The batch's last timestamp is the virtual
+    clock for all of it (the alerts' creation and due times, as the worker's wall clock), so a
+    batch must not reach from one burst of traffic to a later one."""
+    batch: list[Record] = []
+    for rec in records:
+        if batch and (
+            len(batch) >= BATCH
+            or float(rec.timestamp or 0.0) - float(batch[0].timestamp or 0.0) > BATCH_SPAN_S
+        ):
+            yield batch
+            batch = []
+        batch.append(rec)
+    if batch:
+        yield batch
 
 
 def causes_in_period(
@@ -250,19 +301,21 @@ def replay(
     since = start - warmup_s
     started = time.monotonic()
     progress = Progress()
-    inputs = [live.survey_responses_topic, live.ticket_events_topic]
+    inputs = [live.survey_responses_topic, live.ticket_events_topic, live.followup_actions_topic]
     with progress.show(quiet, "reading the history"):
         raw = asyncio.run(read_topics(live, inputs, int(since * 1000), int(until * 1000), progress))
     records = replay_records(raw, live)
     events = len(records)
     with progress.show(quiet, "replaying", events):
-        changed = run(records, candidate, progress)
+        changed = run(records, candidate, progress, until)
     seconds = time.monotonic() - started
     responses, escalated = causes_in_period(records, live, start, until)
     would = in_period([d for _, d in changed.docs], responses, escalated)
     outputs = [live.recovery_alerts_topic, *_escalation_topics(live)]
     raised = asyncio.run(read_topics(live, outputs, int((since - 3600) * 1000), None, lambda n: None))
-    actual = in_period([orjson.loads(r.value) for r in raised if r.value], responses, escalated)
+    actual = in_period(
+        [d for r in raised if r.value and raised_by(d := orjson.loads(r.value), until)], responses, escalated
+    )
     if emit_topic:
         asyncio.run(emit(live, emit_topic, [*would.alerts.values(), *would.escalations.values()]))
     warm = sum(1 for r in records if (r.timestamp or 0) < start)
@@ -276,6 +329,17 @@ def replay(
         "events_per_s": round(events / seconds, 1) if seconds else None,
     }
     return report(would, actual, period)
+
+
+def raised_by(doc: dict[str, Any], until: float) -> bool:
+    """Whether the live side had raised ``doc`` by ``until``: an overdue notice raised later (the
+    live timer went on) is not compared; every other document is placed by its cause."""
+    if doc.get("kind") != "followup_overdue" and doc.get("source") != "followup_overdue":
+        return True
+    stamp = doc.get("created_at") or doc.get("routed_at")
+    if not isinstance(stamp, str):
+        return True
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() <= until
 
 
 def _escalation_topics(settings: Settings) -> list[str]:

@@ -1,5 +1,6 @@
-"""Replay on Apache Kafka: unchanged settings reproduce what the live worker raised exactly; a
-threshold change gives the counts a reference run of the pure pipeline gives."""
+"""Replay on Apache Kafka: unchanged settings reproduce what the live worker raised exactly, the SLA
+timer's overdue notices and their escalations included; a threshold change gives the counts a
+reference run of the pure pipeline gives."""
 
 from __future__ import annotations
 
@@ -50,7 +51,18 @@ def test_replay_reproduces_the_live_alerts_and_counts_a_change(kafka: LocalBroke
         '[[rules]]\nname = "refunds"\nqueue = "refunds"\nmatch = { category = "refund" }\n'
         '[[rules]]\nname = "team-queue"\nqueue = "{team}"\n'
     )
-    svc = Service(kafka, tmp_path, routing_rules=str(rules))
+    # SLAs short enough that the live timer raises overdue notices (twice each) during the test
+    sla = {f"sla_{s}_minutes": "0.5" for s in ("critical", "warning", "info")}
+    svc = Service(
+        kafka,
+        tmp_path,
+        routing_rules=str(rules),
+        sla_tier_factors="{}",
+        renotify_interval_s="5",
+        max_renotify="2",
+        followup_check_interval_s="0.5",
+        **sla,
+    )
     try:
         svc.start()
         time.sleep(1.0)
@@ -68,12 +80,35 @@ def test_replay_reproduces_the_live_alerts_and_counts_a_change(kafka: LocalBroke
             time.sleep(3)
         end = time.time() + 1
         time.sleep(6)  # past the ticket wait: nothing is held any more
-        svc.read_all([svc.settings.recovery_alerts_topic], settle_s=4)
+        raised = [
+            orjson.loads(r.value) for r in svc.read_all([svc.settings.recovery_alerts_topic], settle_s=4)
+        ]
+        # people contact some customers before their due time, with actions dated when they called
+        # (hours after the survey: before the alert was raised, as after a backfill)
+        contacted = [a for a in raised if a["kind"] != "followup_overdue"][:10]
+        for a in contacted:
+            called = datetime.fromisoformat(a["cause_at"]) + timedelta(seconds=10_200)
+            action = {
+                "action_id": f"act-{a['alert_id']}",
+                "alert_id": a["alert_id"],
+                "type": "contacted",
+                "actor": "sam",
+                "at": stamp(called.timestamp()),
+            }
+            svc.send(svc.settings.followup_actions_topic, orjson.dumps(action), a["alert_id"].encode())
+        # every other follow-up falls due and is notified twice (5 s apart) on the live timer
+        last_due = max(datetime.fromisoformat(a["follow_up_due_at"]).timestamp() for a in raised)
+        time.sleep(max(0.0, last_due + 5 + 4 - time.time()))
+        live = [orjson.loads(r.value) for r in svc.read_all([svc.settings.recovery_alerts_topic], settle_s=3)]
+        overdue = [a for a in live if a["kind"] == "followup_overdue"]
+        assert overdue and not {a["original_alert_id"] for a in overdue} & {a["alert_id"] for a in contacted}
 
-        same, out = replay(svc, tmp_path / "same.json", "--from", stamp(start), "--to", stamp(end))
+        same, out = replay(svc, tmp_path / "same.json", "--from", stamp(start))
         diff = same["difference"]
         assert same["would_raise"]["alerts"] == same["actually_raised"]["alerts"] > 50, out
         assert same["would_raise"]["escalations"] == same["actually_raised"]["escalations"] > 0, out
+        assert same["would_raise"]["alerts_by"]["kind"]["followup_overdue"] > 0, out
+        assert same["would_raise"]["escalations_by"]["source"]["followup_overdue"] > 0, out
         for group in ("alerts", "escalations"):
             assert (diff[group]["new"], diff[group]["gone"], diff[group]["rerouted"]) == (0, 0, 0), out
         assert "Difference from what was actually raised: none." in out and "events/s" in out
