@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from alerts.digest import Goal, Risk, fmt
@@ -44,12 +45,18 @@ def drivers(risks: list[Risk], width: int = 640) -> str:
     return "".join(parts)
 
 
+def _tick(metric: str, value: float) -> str:
+    """A scale's end as the goal's unit writes it, without a trailing ".0" ("-100", "100%")."""
+    return re.sub(r"\.0(?!\d)", "", fmt(metric, value))
+
+
 def goals(items: list[Goal], width: int = 640) -> str:
-    """Each goal as a bullet: the value's bar against the goal's tick, green when met, red when missed."""
+    """Each goal as a bullet: the value's bar against the goal's tick, green when met, red when missed,
+    with its scale's ends written under it (NPS runs from -100 to 100, a zero line marks the middle)."""
     rows = [g for g in items if g.value is not None]
     if not rows:
         return ""
-    bar_h, gap, label_w = 16, 12, 190
+    bar_h, gap, label_w = 16, 22, 190
     height = 10 + len(rows) * (bar_h + gap)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Performance against goals" '
@@ -70,8 +77,24 @@ def goals(items: list[Goal], width: int = 640) -> str:
         colour = GOOD if g.met else BAD
         parts.append(f'<text x="0" y="{y + bar_h - 3}" font-size="12" fill="{INK}">{escape(g.label)}</text>')
         parts.append(f'<rect x="{label_w}" y="{y}" width="{span}" height="{bar_h}" fill="#eef1f6"/>')
+        for at, anchor in ((low, "start"), (high, "end")):
+            parts.append(
+                f'<text class="scale" x="{x(at):.1f}" y="{y + bar_h + 11}" font-size="9" '
+                f'text-anchor="{anchor}" fill="{MUTED}">{escape(_tick(g.metric, at))}</text>'
+            )
+        if low < 0 < high:
+            parts.append(
+                f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{y}" y2="{y + bar_h}" stroke="{MUTED}" '
+                'stroke-width="1"/>'
+            )
+            parts.append(
+                f'<text class="scale" x="{x(0):.1f}" y="{y + bar_h + 11}" font-size="9" '
+                f'text-anchor="middle" fill="{MUTED}">{escape(_tick(g.metric, 0.0))}</text>'
+            )
+        base = x(0.0) if low < 0 < high else float(label_w)  # NPS: from its zero line, either way
+        left, right = sorted((base, x(value)))
         parts.append(
-            f'<rect x="{label_w}" y="{y + 3}" width="{x(value) - label_w:.1f}" '
+            f'<rect x="{left:.1f}" y="{y + 3}" width="{right - left:.1f}" '
             f'height="{bar_h - 6}" fill="{colour}"/>'
         )
         parts.append(

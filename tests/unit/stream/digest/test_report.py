@@ -102,3 +102,16 @@ def test_names_from_events_are_text_in_the_markdown_and_the_page(name: str) -> N
         "rect", "text", "line", "small", "span", "div", "footer", "figure", "figcaption", "caption", "br",
     }, parser.tags  # fmt: skip
     assert "script" not in parser.tags and "img" not in parser.tags and "a" not in parser.tags
+
+
+def test_each_goal_bar_has_its_scale_written_under_it() -> None:
+    from alerts.digest import Goal
+    from stream.digest.charts import goals
+
+    nps = Goal("nps", "NPS", 30, -10.0, 400, None, None, None, False)
+    csat = Goal("csat", "CSAT", 80, 85.0, 300, None, None, None, True)
+    svg = goals([nps, csat])
+    scales = re.findall(r'<text class="scale"[^>]*>([^<]*)</text>', svg)
+    assert scales == ["-100", "100", "0", "0%", "100%"]  # NPS: both ends and its zero line
+    page = html(digest_with("billing"))
+    assert re.findall(r'<text class="scale"[^>]*>([^<]*)</text>', page)[:3] == ["-100", "100", "0"]
