@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from alerts.concessions import OVERALL, Costs, recovery_costs, resolutions
+
 # Direction of each goal: higher is better, except waiting time.
 HIGHER_IS_BETTER = {
     "nps": True,
@@ -51,6 +53,7 @@ class Thresholds:
     overdue_share: float = 0.10  # a queue with more overdue follow-ups than this: ask for staffing or SLA
     root_cause_count: int = 3  # a root cause resolved this often: ask to fix it at the source
     repeat_escalations: int = 2  # a customer escalated this often: an account review
+    concession_min_resolved: int = 10  # resolved follow-ups a group needs before a cap is suggested
 
     @classmethod
     def of(cls, values: dict[str, float]) -> Thresholds:
@@ -124,6 +127,9 @@ class Digest:
     asks: list[str] = field(default_factory=list)
     overdue_notices: int = 0  # the SLA's escalations of follow-ups not contacted in time, this period
     vanished: list[tuple[str, float]] = field(default_factory=list)  # no contacts now: previous share
+    costs: list[Costs] = field(default_factory=list)  # what recovery costs: overall, then by driver
+    currency: str = "USD"  # of the concession figures and caps
+    costs_min: int = 10  # resolved follow-ups a group needs for a suggested cap
 
 
 def significance(now: Score, before: Score, z: float) -> tuple[float | None, bool | None]:
@@ -178,6 +184,13 @@ def money(value: float) -> str:
         if value >= 1000
         else f"${value:.0f}"
     )
+
+
+def spend(value: float, currency: str) -> str:
+    """An amount of the concession currency as a reader expects it ($74, $1.2k; 74 EUR)."""
+    if currency == "USD":
+        return money(value) if value >= 1000 else f"${value:,.2f}".replace(".00", "")
+    return f"{value:,.2f}".replace(".00", "") + f" {currency}"
 
 
 def fresh(rows: Sequence[dict[str, Any]], since: float | None) -> list[dict[str, Any]]:
@@ -276,6 +289,7 @@ def build(
     key_value: float,
     now: float,
     thresholds: Thresholds = Thresholds(),
+    currency: str = "USD",
 ) -> Digest:
     """The digest of ``[start, end)``, compared with the period before it.
 
@@ -435,6 +449,17 @@ def build(
     for cause, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0])):
         if n >= thresholds.root_cause_count:
             asks.append(f"Remove the root cause \u201c{cause}\u201d: it closed {n} follow-ups this period.")
+    costs = recovery_costs(
+        resolutions(alerts, current["events"]), currency, thresholds.concession_min_resolved
+    )
+    for c in costs:
+        if c.group == OVERALL and c.suggested_cap is not None and c.current_cap != c.suggested_cap:
+            asks.append(
+                f"Set the concession cap to {spend(c.suggested_cap, currency)}: 80% of this period's "
+                f"{c.resolved} recoveries cost at most {spend(c.p80 or 0, currency)} (the cap now: "
+                f"{spend(c.current_cap, currency) if c.current_cap is not None else 'none'}); "
+                "`survey-alerts playbook suggest` writes it per kind and driver."
+            )
     if repeats:
         asks.append(
             f"Review {len(repeats)} accounts escalated {thresholds.repeat_escalations} or more times "
@@ -463,6 +488,9 @@ def build(
         asks=asks,
         overdue_notices=overdue_notices,
         vanished=vanished,
+        costs=costs,
+        currency=currency,
+        costs_min=thresholds.concession_min_resolved,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from alerts.concessions import over_cap, playbook_cap
 from alerts.customer import from_epoch, to_epoch
 from alerts.ids import stable_id
 from alerts.routing import queue_token
@@ -33,6 +34,7 @@ class FollowUpPolicy:
         default_factory=lambda: {"critical": 4 * 3600, "warning": 86400, "info": 3 * 86400}
     )
     tier_factors: dict[str, float] = field(default_factory=dict)
+    currency: str = "USD"  # of the playbook's concession caps
 
     def due_after(self, severity: str, tier: str | None) -> float:
         """Seconds from (re)opening to the follow-up deadline."""
@@ -153,6 +155,7 @@ def for_follow_up(alert: dict[str, Any]) -> dict[str, Any]:
     doc["alert_id"] = alert.get("alert_id")
     doc["follow_up_due_at"] = alert.get("follow_up_due_at")
     doc["cause_at"] = alert.get("cause_at") or alert.get("submitted_at")
+    doc["concession_cap"] = playbook_cap(alert.get("playbook"))
     customer = alert.get("customer") or {}
     doc["customer"] = {"tier": customer.get("tier"), "account_value": customer.get("account_value")}
     return doc
@@ -167,6 +170,9 @@ def open_alert(fu: FollowUp, alert: dict[str, Any], policy: FollowUpPolicy, out:
     customer = alert.get("customer") or {}
     fu.alert["customer_tier"] = customer.get("tier")
     fu.alert["account_value"] = customer.get("account_value")
+    fu.alert["concession_cap"] = (
+        alert["concession_cap"] if "concession_cap" in alert else playbook_cap(alert.get("playbook"))
+    )
     fu.opened_at = to_epoch(parse_timestamp(alert["created_at"]))
     cause = alert.get("cause_at") or alert.get("submitted_at")
     fu.cause_at = to_epoch(parse_timestamp(cause)) if isinstance(cause, str) else fu.opened_at
@@ -236,6 +242,14 @@ def apply_action(fu: FollowUp, action: dict[str, Any], policy: FollowUpPolicy, o
     extra: dict[str, Any] = {"action_id": action["action_id"]}
     if kind == "resolved":
         extra["root_cause"] = fu.root_cause
+        cap = fu.alert.get("concession_cap")
+        if cap is not None:
+            extra["cap"] = cap
+        if action.get("concession"):
+            extra["concession"] = action["concession"]
+            flagged = over_cap(action["concession"], cap, policy.currency)
+            if flagged is not None:
+                extra["over_cap"] = flagged  # above the playbook's cap: the inbox asked for a note
     if action.get("note"):
         extra["note"] = action["note"]
     out.outputs.append(followup_event(fu, kind, at, action["actor"], action["action_id"], **extra))

@@ -244,12 +244,29 @@ class FollowupEvent(OutputModel):
     score: int | float | None = Field(None, description="On opened and updated: the alert's score now.")
     action_id: str | None = Field(None, description="The followup-actions record behind the change.")
     note: str | None = None
+    concession: ConcessionRecord | None = Field(None, description="On resolved: what the agent spent.")
+    cap: int | float | None = Field(
+        None, description="On resolved: the alert's playbook cap (its highest tier's), in the cap currency."
+    )
+    over_cap: bool | None = Field(
+        None,
+        description="On resolved with a concession in the cap currency: above the cap (the inbox asked "
+        "for a note saying why).",
+    )
     seq: int | None = Field(
         None,
         ge=1,
         description="The worker's order of this alert's follow-up events: 1, 2, ... (the newest is the "
         "status). Ordering by `at` is wrong: an action may be dated before the alert was raised.",
     )
+
+
+class ConcessionRecord(_Part):
+    """What the agent spent (the resolving action's ``concession``)."""
+
+    amount: int | float = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    kind: Literal["credit", "refund", "discount", "gift", "none"]
 
 
 class DeadLetterError(_Part):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stream.console import settings_or_exit
-from stream.digest.cli import digest
+from stream.digest.cli import digest, playbook
 from stream.inbox.cli import inbox
 from stream.notifier.cli import notifier, notify
 from stream.replay.cli import replay
@@ -145,6 +145,7 @@ for command in (
     notify,
     inbox,
     digest,
+    playbook,
     replay,
     tools.generate,
     tools.demo,

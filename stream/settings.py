@@ -185,6 +185,12 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Least time between overdue re-notifications."
     )
     max_renotify: int = Field(3, ge=1, description="Most overdue notifications per alert.")
+    concession_currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency of the playbook's concession caps: a concession in it is checked "
+        "against the cap; one in another currency needs a note and is reported apart.",
+    )
 
     targets: dict[str, float] = Field(
         {"nps": 30.0, "csat": 80.0, "ces": 5.0, "time_to_contact_seconds": 14_400.0, "close_ratio": 0.8},
@@ -454,6 +460,7 @@ class Settings(BaseSettings):
                 "info": self.sla_info_minutes * 60,
             },
             tier_factors=self.sla_tier_factors,
+            currency=self.concession_currency,
         )
 
     def rules(self) -> RuleSet:

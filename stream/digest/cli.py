@@ -92,3 +92,41 @@ def digest(
         click.echo(f"{destination}: {outcome.status} - {outcome.detail}")
         if outcome.status != "delivered":
             sys.exit(1)
+
+
+@click.group()
+def playbook() -> None:
+    """The recovery playbook: what the data says agents may spend."""
+
+
+@playbook.command("suggest")
+@click.option("--period", default="30d", show_default=True, help="Length of the period (s, m, h, d, w).")
+@click.option("--until", "until_text", default=None, help="End of the period, RFC 3339 (default: now).")
+@click.option(
+    "--min-resolved",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Resolved follow-ups a kind or driver needs (default: the digest's concession_min_resolved).",
+)
+def playbook_suggest(period: str, until_text: str | None, min_resolved: int | None) -> None:
+    """Print the concession caps the period's resolved follow-ups support, as a rules-file snippet.
+
+    Per alert kind, and per kind and contact driver: the 80th percentile of what recoveries cost
+    (none counts as 0), rounded up, as `first_tier.credit` of a `[[playbook]]` entry; the current
+    play's action is kept. Amounts in SURVEY_ALERTS_CONCESSION_CURRENCY.
+    """
+    import asyncio
+    from datetime import UTC, datetime
+
+    from alerts.windows import parse_duration
+    from schemas.common import parse_timestamp
+    from stream.digest.report import suggest
+    from stream.errors import ConfigurationError
+
+    settings = settings_or_exit()
+    try:
+        period_s = parse_duration(period)
+        until = parse_timestamp(until_text).timestamp() if until_text else datetime.now(UTC).timestamp()
+        click.echo(asyncio.run(suggest(settings, until, period_s, min_resolved)), nl=False)
+    except (ConfigurationError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None

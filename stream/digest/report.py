@@ -8,7 +8,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from alerts.digest import Digest, Thresholds, build, fmt, money
+from alerts.digest import Digest, Thresholds, build, fmt, money, spend
 from alerts.notify import escape
 from stream.digest import charts
 from stream.errors import ConfigurationError
@@ -53,6 +53,34 @@ async def compute(settings: Settings, until: float, period_s: float, now: float 
         settings.key_account_value,
         now if now is not None else until,
         Thresholds.of(settings.digest_thresholds),
+        settings.concession_currency,
+    )
+
+
+async def suggest(settings: Settings, until: float, period_s: float, min_resolved: int | None = None) -> str:
+    """``survey-alerts playbook suggest``: the caps ``[until - period, until)`` supports, as TOML."""
+    from alerts.concessions import resolutions, suggestion
+
+    rules = settings.rules()
+    thresholds = Thresholds.of(settings.digest_thresholds)
+    model = ReadModel(settings.inbox_db)
+    try:
+        await model.require_current()
+        found = await model.period(until - period_s, until)
+    finally:
+        await model.close()
+
+    def action(kind: str, category: str | None) -> str | None:
+        plays = [p for p in rules.playbook if p.kind == kind and p.category == category]
+        return plays[0].first_tier.action if plays else None
+
+    followed = [a for a in found["alerts"] if a.get("kind") != "followup_overdue"]
+    return suggestion(
+        resolutions(followed, found["events"]),
+        settings.concession_currency,
+        min_resolved or thresholds.concession_min_resolved,
+        action,
+        f"{_day(until - period_s)} to {_day(until)}",
     )
 
 
@@ -75,6 +103,8 @@ def _env(autoescape: bool) -> Environment:
         day=_day,
         md=lambda v: escape.markdown(str(v)),  # every value from events, in the Markdown report
         delta=delta,
+        spend=lambda v, currency: "n/a" if v is None else spend(v, currency),
+        rule=lambda c, currency: c.rule(lambda v: spend(v, currency)),
     )
     return env
 

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from alerts.concessions import over_cap, playbook_cap
 from alerts.followup import WAITING
 from alerts.notify.render import money
 from schemas.common import format_timestamp
@@ -371,6 +372,8 @@ class Inbox:
             waiting=found["status"] in WAITING,
             action_id="act_" + secrets.token_hex(16),
             root_causes=self.settings.root_causes,
+            currency=self.settings.concession_currency,
+            cap=playbook_cap(found["doc"].get("playbook")),
             sent=sent,
             error=error,
         )
@@ -384,7 +387,21 @@ class Inbox:
         if cause == "other":
             cause = fields.get("root_cause_other", "").strip()
         fields["root_cause"] = cause
-        status, body = await self._act(principal, alert_id, fields)
+        concession: Any = None
+        amount = fields.get("concession_amount", "").strip()
+        if fields.get("type") == "resolved" and (amount or fields.get("concession_kind")):
+            try:
+                value: Any = float(amount.replace(",", "")) if amount else None
+            except ValueError:
+                value = amount  # the contract model names what is wrong with it
+            concession = {
+                "amount": value,
+                "currency": fields.get("concession_currency", "").strip().upper(),
+                "kind": fields.get("concession_kind") or "credit",
+            }
+            if value is None and concession["kind"] == "none":
+                concession["amount"] = 0
+        status, body = await self._act(principal, alert_id, fields, concession)
         where = f"/alerts/{alert_id}"
         if status == 202:
             self.flash(request, "sent", body["action"]["type"])
@@ -395,9 +412,12 @@ class Inbox:
         raise web.HTTPSeeOther(where)
 
     async def _act(
-        self, principal: Principal, alert_id: str, fields: dict[str, str]
+        self, principal: Principal, alert_id: str, fields: dict[str, str], concession: Any = None
     ) -> tuple[int, dict[str, Any]]:
-        """Validate an action and produce it; the status and body the API answers."""
+        """Validate an action and produce it; the status and body the API answers.
+
+        A concession (on resolving only) is checked against the alert's playbook cap: above it,
+        or in another currency than the caps', it needs a note saying why (the worker flags it)."""
         found = await self.model.alert(alert_id, self.clock())
         if found is None:
             return 404, {"error": "not_found", "message": "No such alert (yet)."}
@@ -428,12 +448,21 @@ class Inbox:
             if not cause:
                 return 400, {"error": "invalid", "message": "resolving needs a root cause"}
             doc["root_cause"] = cause
+        if concession is not None:
+            if kind != "resolved":
+                return 400, {"error": "invalid", "message": "a concession is recorded when resolving"}
+            doc["concession"] = concession
         try:
-            FollowupAction.model_validate(doc)  # the worker's own contract model
+            action = FollowupAction.model_validate(doc)  # the worker's own contract model
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(x) for x in first["loc"]) or "action"
             return 400, {"error": "invalid", "message": f"{where}: {first['msg']}"}
+        if action.concession is not None:
+            doc["concession"] = action.concession.model_dump(mode="json")
+            problem = self._over_cap(found, doc["concession"])
+            if problem and not note:
+                return 400, {"error": "needs_note", "message": problem + ": add a note saying why"}
         try:
             await self.send_action(doc)
         except Exception as exc:
@@ -441,6 +470,20 @@ class Inbox:
             return 503, {"error": "unavailable", "message": "Kafka did not take the action; try again."}
         await self.model.record_sent(doc)
         return 202, {"status": "sent", "action": doc}
+
+    def _over_cap(self, found: dict[str, Any], concession: dict[str, Any]) -> str | None:
+        """Why a concession needs a note (above the playbook's cap, or not comparable), or None."""
+        currency = self.settings.concession_currency
+        if concession["kind"] == "none" or not concession["amount"]:
+            return None
+        if concession["currency"] != currency:
+            theirs = concession["currency"]
+            return f"the playbook's caps are in {currency}; a concession in {theirs} cannot be checked"
+        cap = playbook_cap((found.get("doc") or {}).get("playbook"))
+        flagged = over_cap(concession, cap, currency)
+        if flagged and cap is not None:
+            return f"{concession['amount']:g} {currency} is above this alert's cap of {cap:g} {currency}"
+        return None
 
     async def escalations(self, request: web.Request) -> web.Response:
         principal = request[PRINCIPAL]
@@ -514,7 +557,9 @@ class Inbox:
         if not isinstance(doc, dict):
             return _json({"error": "invalid", "message": "the body must be a JSON object"}, 400)
         fields = {k: str(v) for k, v in doc.items() if isinstance(v, str)}
-        status, body = await self._act(request[PRINCIPAL], request.match_info["alert_id"], fields)
+        status, body = await self._act(
+            request[PRINCIPAL], request.match_info["alert_id"], fields, doc.get("concession")
+        )
         return _json(body, status)
 
     async def api_escalations(self, request: web.Request) -> web.Response:

@@ -283,6 +283,15 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _with_concession(event: dict[str, Any]) -> dict[str, Any]:
+    """A follow-up event row with its concession and cap flag (kept in its document) beside it."""
+    doc = orjson.loads(event["doc"]) if event.get("doc") else {}
+    concession = doc.get("concession")
+    event["concession"] = concession if isinstance(concession, dict) else None
+    event["over_cap"] = doc.get("over_cap") is True
+    return event
+
+
 def _seq(value: Any) -> int | None:
     """A follow-up event's ``seq`` (1, 2, ...), or None if it has none usable."""
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31 else None
@@ -836,7 +845,7 @@ class ReadModel:
                 .where(events.c.alert_id == alert_id)
                 .order_by(func.coalesce(events.c.seq, 0), events.c.at, events.c.event_id)
             )
-            found["events"] = [_plain(r) for r in history]
+            found["events"] = [_with_concession(_plain(r)) for r in history]
             sent = await conn.execute(
                 select(sent_actions).where(sent_actions.c.alert_id == alert_id).order_by(sent_actions.c.at)
             )

@@ -225,6 +225,7 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
             "## Performance against goals",
             "## Top risks",
             "## Escalation review",
+            "## What recovery costs",
             "## Actions and asks",
         ):
             assert heading in text
@@ -246,6 +247,7 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
                 "Performance against goals",
                 "Top risks",
                 "Escalation review",
+                "What recovery costs",
                 "Actions and asks",
             ]
             assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2

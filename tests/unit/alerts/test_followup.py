@@ -311,3 +311,21 @@ def test_durations_run_between_event_times_from_the_cause_even_when_raised_late(
         assert got[1].at < got[0].at  # dated before the alert was raised, and still after it in order
     old = FollowUp.from_doc({k: v for k, v in fu.to_doc().items() if k not in ("seq", "cause_at")})
     assert old.began_at == old.opened_at and old.seq == 0  # stored before these fields: as before
+
+
+def test_a_resolution_carries_its_concession_and_is_flagged_above_the_cap() -> None:
+    book = {"first_tier": {"action": "credit", "cap": 25.0}, "second_tier": {"action": "more", "cap": 60.0}}
+    for whole in (True, False):
+        raised = {**alert(), "playbook": book}
+        fu, out = FollowUp("a1"), Changes()
+        open_alert(fu, raised if whole else for_follow_up(raised), POLICY, out)
+        spent = {"amount": 75, "currency": "USD", "kind": "refund"}
+        apply_action(fu, action("x1", "resolved", 30, root_cause="r", concession=spent), POLICY, out)
+        resolved = events(out)[-1]
+        assert resolved.concession is not None and resolved.concession.amount == 75
+        assert (resolved.cap, resolved.over_cap) == (60.0, True)
+    euro = FollowUp("a1"), Changes()
+    open_alert(euro[0], {**alert(), "playbook": book}, POLICY, euro[1])
+    other = {"amount": 75, "currency": "EUR", "kind": "credit"}
+    apply_action(euro[0], action("x2", "resolved", 30, root_cause="r", concession=other), POLICY, euro[1])
+    assert events(euro[1])[-1].over_cap is None  # another currency: not compared, the inbox asked for a note
