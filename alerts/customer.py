@@ -61,6 +61,8 @@ class Ticket:
     escalated: bool = False
     agent_replies: int = 0
     first_response_at: float | None = None
+    answered: bool = False  # its speed of answer (queue_seconds) was counted
+    awaiting_since: float | None = None  # the customer's first reply an agent has not answered yet
 
     @property
     def is_open(self) -> bool:
@@ -177,6 +179,12 @@ class CustomerState:
             ticket.escalated = True
         if ev.type == "agent_reply":
             ticket.agent_replies += 1
+            if ticket.awaiting_since is not None and at >= ticket.awaiting_since:
+                ticket.awaiting_since = None  # answered (the gap is counted from the state before)
+        if ev.type == "customer_reply" and (ticket.awaiting_since is None or at < ticket.awaiting_since):
+            ticket.awaiting_since = at
+        if ev.type in ("assigned", "first_response") and ev.queue_seconds is not None:
+            ticket.answered = True
         if ev.type == "first_response" and (
             ticket.first_response_at is None or at < ticket.first_response_at
         ):

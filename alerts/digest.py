@@ -33,6 +33,8 @@ HIGHER_IS_BETTER = {
     "ces": True,
     "close_ratio": True,
     "time_to_contact_seconds": False,
+    "speed_of_answer_seconds": False,
+    "reply_seconds": False,
 }
 LABELS = {
     "nps": "NPS",
@@ -40,6 +42,8 @@ LABELS = {
     "ces": "CES (1-7, 7 = easy)",
     "time_to_contact_seconds": "Median time to contact",
     "close_ratio": "Follow-ups resolved",
+    "speed_of_answer_seconds": "Average speed of answer",
+    "reply_seconds": "Average reply time",
 }
 
 
@@ -304,11 +308,12 @@ def build(
     times = contact_times(alerts, current["events"])
     prev_times = contact_times(prev_alerts, previous["events"])
     goals: list[Goal] = []
-    for metric in ("nps", "csat", "ces"):
+    for metric in ("nps", "csat", "ces", "speed_of_answer_seconds", "reply_seconds"):
         if metric not in targets:
             continue
         a, b = _score(snapshots, metric), _score(previous_snapshots, metric)
         change, significant = significance(a, b, thresholds.z)
+        target, better = targets[metric], HIGHER_IS_BETTER[metric]
         goals.append(
             Goal(
                 metric,
@@ -319,7 +324,7 @@ def build(
                 b.value,
                 change,
                 significant,
-                None if a.value is None else a.value >= targets[metric],
+                None if a.value is None else (a.value >= target if better else a.value <= target),
             )
         )
     measured = {
@@ -439,6 +444,11 @@ def build(
             asks.append(
                 f"Shorten the time to contact: {gap} (n={g.n}), by staffing or routing the slowest queues."
             )
+        elif g.metric in ("speed_of_answer_seconds", "reply_seconds"):
+            asks.append(
+                f"Shorten the {g.label.lower()}: {gap} (n={g.n}), by staffing the channels and hours "
+                "where customers wait."
+            )
         else:
             asks.append(f"Plan to close the {g.label} gap: {gap} (n={g.n}).")
     for q, late, total in overdue_by_queue:
@@ -497,7 +507,9 @@ def build(
 def fmt(metric: str, value: float | None) -> str:
     if value is None:
         return "n/a"
-    if metric == "time_to_contact_seconds":
+    if metric.endswith("_seconds"):
+        if value < 90 and metric != "time_to_contact_seconds":
+            return f"{value:.0f} s"
         return f"{value / 60:.0f} min" if value < 5400 else f"{value / 3600:.1f} h"
     if metric == "close_ratio":
         return f"{value:.0%}"

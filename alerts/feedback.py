@@ -89,16 +89,48 @@ def count_answer(pw: PartitionWindows, previous: Answer | None, answer: Answer, 
     return pw.late(mask)
 
 
-def ticket_stats(ev: TicketEvent, ticket: Ticket, at: float, first_response: bool) -> Stats | None:
-    """The KPI contribution of a (non-duplicate) ticket event, or None if it has none."""
+@dataclass(frozen=True, slots=True)
+class Before:
+    """What a ticket's KPIs need of its state before the event (the state is updated first)."""
+
+    first_response: bool = True  # no first response seen yet
+    answered: bool = False  # its speed of answer was counted
+    awaiting_since: float | None = None  # an unanswered customer reply
+
+    @classmethod
+    def of(cls, ticket: Ticket | None) -> Before:
+        if ticket is None:
+            return cls()
+        return cls(ticket.first_response_at is None, ticket.answered, ticket.awaiting_since)
+
+
+def ticket_stats(ev: TicketEvent, ticket: Ticket, at: float, before: Before) -> Stats | None:
+    """The KPI contribution of a (non-duplicate) ticket event, or None if it has none.
+
+    Speed of answer: the first ``queue_seconds`` of a ticket (on ``assigned`` or
+    ``first_response``; abandoned contacts carry none). Reply time: from the customer's first
+    unanswered ``customer_reply`` to the next ``agent_reply`` (an agent reply dated before it
+    answers nothing)."""
     s = zero()
     kind = ev.type
+    counted = False
+    if kind in ("assigned", "first_response") and ev.queue_seconds is not None and not before.answered:
+        q = float(ev.queue_seconds)
+        s[F.ASA_N], s[F.ASA_SUM], s[F.ASA_SQ] = 1, q, q * q
+        counted = True
     if kind == "created":
         s[F.CREATED] = 1
     elif kind == "first_response":
-        if not first_response or ticket.opened_at is None or at < ticket.opened_at:
-            return None
+        if not before.first_response or ticket.opened_at is None or at < ticket.opened_at:
+            return s if counted else None
         s[F.FRT_N], s[F.FRT_SUM] = 1, at - ticket.opened_at
+    elif kind == "agent_reply":
+        if before.awaiting_since is None or at < before.awaiting_since:
+            return None
+        gap = at - before.awaiting_since
+        s[F.ART_N], s[F.ART_SUM], s[F.ART_SQ] = 1, gap, gap * gap
+    elif kind == "assigned":
+        return s if counted else None
     elif kind == "resolved":
         s[F.RESOLVED] = 1
         s[F.FCR] = 1 if ticket.reopened == 0 and not ticket.escalated and ticket.agent_replies == 0 else 0
@@ -125,10 +157,10 @@ def ticket_dims(ticket: Ticket) -> list[Dim]:
 
 
 def count_ticket(
-    pw: PartitionWindows, ev: TicketEvent, ticket: Ticket, at: float, first_response: bool
+    pw: PartitionWindows, ev: TicketEvent, ticket: Ticket, at: float, before: Before
 ) -> list[int]:
     """Count a ticket event's KPIs; returns the late windows' indexes."""
-    stats = ticket_stats(ev, ticket, at, first_response)
+    stats = ticket_stats(ev, ticket, at, before)
     pw.observe(at)
     if stats is None:
         return []

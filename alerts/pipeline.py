@@ -19,7 +19,7 @@ from alerts.customer import CustomerState, to_epoch
 from alerts.deadletters import ORIGIN_HEADER, dead_letter, dead_letter_key, source_of
 from alerts.detector import detect
 from alerts.escalation import alert_escalation, ticket_escalation
-from alerts.feedback import answer_dims, count_answer, count_ticket, reattribute
+from alerts.feedback import Before, answer_dims, count_answer, count_ticket, reattribute
 from alerts.followup import for_follow_up
 from alerts.policy import AlertPolicy
 from alerts.routing import DEFAULT_RULES, Router
@@ -223,7 +223,7 @@ class Pipeline:
             late: list[int] = []
             if isinstance(event, TicketEvent):
                 before = state.tickets.get(event.ticket_id)
-                first_response = before is None or before.first_response_at is None
+                kpi_before = Before.of(before)
                 facts = (before.team, before.channel, before.agent_id, before.category) if before else None
                 if not state.apply_ticket_event(event):
                     out.duplicates += 1
@@ -234,7 +234,7 @@ class Pipeline:
                 if event.type == "escalated":
                     self._escalate(ticket_escalation(event, state, self.router, now), out)
                 if pw is not None and ticket is not None:
-                    late = count_ticket(pw, event, ticket, to_epoch(event.occurred_at), first_response)
+                    late = count_ticket(pw, event, ticket, to_epoch(event.occurred_at), kpi_before)
                     if facts != (ticket.team, ticket.channel, ticket.agent_id, ticket.category):
                         reattribute(pw, state.answers.values(), ticket)  # only when attribution changed
                 self._release(state, cid, pw, out, now, ticket_id=event.ticket_id)

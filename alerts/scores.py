@@ -9,6 +9,8 @@ summed vector into values:
 * CES, stars, VES: means with the standard error sqrt(var / n); CES % easy (5-7) with Wilson
 * goal completion %, first contact resolution %: Wilson
 * handle time = (talk + hold + follow-up work) / handled tickets
+* ASA (average speed of answer) = mean ``queue_seconds`` of answered contacts, ART (average reply
+  time) = mean gap from a customer's reply to the agent's next; both with sqrt(var / n)
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class F(IntEnum):
     AHT_SUM = 24
     REOPENED = 25
     ESCALATED = 26
+    ASA_N = 27  # answered contacts with a queue time
+    ASA_SUM = 28
+    ASA_SQ = 29
+    ART_N = 30  # customer replies answered by an agent
+    ART_SUM = 31
+    ART_SQ = 32
 
 
 WIDTH = len(F)
@@ -182,4 +190,8 @@ def values(s: Stats) -> list[Value]:
     out.append(Value("reopen_rate", int(s[F.RESOLVED]), reopen))
     escalation = 100.0 * s[F.ESCALATED] / s[F.CREATED] if s[F.CREATED] else None
     out.append(Value("escalation_rate", int(s[F.CREATED]), escalation))
+    m, se = mean(s[F.ASA_SUM], s[F.ASA_SQ], s[F.ASA_N])
+    out.append(Value("speed_of_answer_seconds", int(s[F.ASA_N]), m, se))
+    m, se = mean(s[F.ART_SUM], s[F.ART_SQ], s[F.ART_N])
+    out.append(Value("reply_seconds", int(s[F.ART_N]), m, se))
     return out

@@ -233,15 +233,23 @@ class PartitionWindows:
 
     def load_bucket(self, dim: Dim, window: str, start: int, stats: Stats) -> None:
         """Restore one bucket."""
-        self.partials.setdefault(dim, {}).setdefault(window, {})[start] = list(stats)
+        self.partials.setdefault(dim, {}).setdefault(window, {})[start] = _padded(stats)
         self.stale = True
 
     def load(self, dim: Dim, doc: dict[str, Any]) -> None:
         """Restore one partial written by ``doc``."""
         self.stale = True
         self.partials[dim] = {
-            name: {int(b): list(s) for b, s in buckets.items()} for name, buckets in doc.items()
+            name: {int(b): _padded(s) for b, s in buckets.items()} for name, buckets in doc.items()
         }
+
+
+def _padded(stats: Stats) -> Stats:
+    """A stored bucket as a full vector (buckets written before a field was added are shorter)."""
+    out = list(stats)
+    if len(out) < WIDTH:
+        out += [0.0] * (WIDTH - len(out))
+    return out
 
 
 def merged_stats(

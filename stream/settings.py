@@ -193,7 +193,15 @@ class Settings(BaseSettings):
     )
 
     targets: dict[str, float] = Field(
-        {"nps": 30.0, "csat": 80.0, "ces": 5.0, "time_to_contact_seconds": 14_400.0, "close_ratio": 0.8},
+        {
+            "nps": 30.0,
+            "csat": 80.0,
+            "ces": 5.0,
+            "speed_of_answer_seconds": 60.0,
+            "reply_seconds": 3600.0,
+            "time_to_contact_seconds": 14_400.0,
+            "close_ratio": 0.8,
+        },
         description="Goals per metric (JSON object): alert rules, dashboards and the digest use them.",
     )
     digest_thresholds: dict[str, float] = Field(

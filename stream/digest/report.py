@@ -113,7 +113,7 @@ def delta(change: float, metric: str) -> str:
     """A change in the unit its goal is read in: points of a score, percentage points of a share."""
     if metric == "close_ratio":
         return f"{change * 100:+.0f} pts"
-    if metric == "time_to_contact_seconds":
+    if metric.endswith("_seconds"):
         return ("+" if change >= 0 else "-") + fmt(metric, abs(change))
     return f"{change:+.1f}"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from schemas.common import format_timestamp
+from schemas.common import format_timestamp, parse_timestamp
 
 TEAMS = ["billing", "delivery", "accounts", "technical", "returns", "sales"]
 CATEGORY_TEAM = {
@@ -117,6 +117,7 @@ class Generator:
         self.rng = random.Random(seed)
         self.profiles = profiles
         self.prng = random.Random(seed * 7_919 + 1)  # profiles' own: the other messages do not change
+        self.krng = random.Random(seed * 104_729 + 3)  # queue times and conversations: their own too
         self._profiled: set[str] = set()
         self._unknown: set[str] = set()  # customers the CRM does not know
         self.seed = seed
@@ -187,13 +188,13 @@ class Generator:
         agent = f"agent-{team[:3]}-{self.rng.randrange(12):02d}"
         priority = self.rng.choices(["low", "normal", "high", "urgent"], [20, 60, 15, 5])[0]
 
-        def ticket(kind: str, **extra: Any) -> None:
+        def ticket(kind: str, at: str | None = None, **extra: Any) -> str:
             doc = {
                 "event_id": self._next_id("evt"),
                 "ticket_id": ticket_id,
                 "customer_id": cid,
                 "type": kind,
-                "occurred_at": self._tick(),
+                "occurred_at": at or self._tick(),
                 **extra,
             }
             raw = orjson.dumps(doc)
@@ -201,6 +202,7 @@ class Generator:
             if len(self._sent_tickets) > 500:
                 del self._sent_tickets[:250]
             out.append(Message("ticket", cid.encode(), raw))
+            return str(doc["occurred_at"])
 
         ticket(
             "created",
@@ -211,8 +213,22 @@ class Generator:
             customer_tier=tier,
             account_value=value,
         )
-        ticket("assigned", agent_id=agent)
-        ticket("first_response", agent_id=agent)
+        # the contact's queue time and a conversation: their own random stream, and no tick of the
+        # shared clock, so the rest of a seed's stream stays as it was
+        krng = self.krng
+        waited: dict[str, Any] = {}
+        if krng.random() >= 0.05:  # 5% abandoned: no queue time
+            waited["queue_seconds"] = round(krng.expovariate(1 / 90), 1)
+        ticket("assigned", None, agent_id=agent, **waited)
+        answered = ticket("first_response", agent_id=agent)
+        if krng.random() < 0.4:
+            t = parse_timestamp(answered)
+            for _ in range(krng.randint(1, 2)):
+                t += timedelta(seconds=krng.randint(60, 3600))
+                ticket("customer_reply", at=format_timestamp(t))
+                if krng.random() < 0.9:  # now and then the customer is still waiting
+                    t += timedelta(seconds=round(krng.expovariate(1 / 600)) + 1)
+                    ticket("agent_reply", at=format_timestamp(t), agent_id=agent)
         trouble = self.rng.random()
         if trouble < 0.08:
             ticket("escalated", reason=self.rng.choice(["angry customer", "refund over limit", "legal"]))

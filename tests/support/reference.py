@@ -30,6 +30,8 @@ def reference(
     seen: set[str] = set()
     opened: dict[str, float] = {}
     answered: set[str] = set()
+    queued: set[str] = set()  # tickets whose speed of answer was counted
+    waiting: dict[str, float] = {}  # ticket -> its customer's first unanswered reply
     for ev in tickets:
         if ev["event_id"] in seen:
             continue
@@ -43,6 +45,14 @@ def reference(
             f"{d}:{info[n]}" for d, n in (("team", "team"), ("channel", "channel")) if info.get(n)
         ]
         kind = ev["type"]
+        queue = ev.get("queue_seconds") if kind in ("assigned", "first_response") else None
+        if queue is not None and ev["ticket_id"] not in queued:
+            queued.add(ev["ticket_id"])
+            kpi.append((at, dims, "asa", float(queue)))
+        if kind == "customer_reply":
+            waiting[ev["ticket_id"]] = min(waiting.get(ev["ticket_id"], at), at)
+        elif kind == "agent_reply" and ev["ticket_id"] in waiting and at >= waiting[ev["ticket_id"]]:
+            kpi.append((at, dims, "art", at - waiting.pop(ev["ticket_id"])))
         if kind == "created":
             opened[ev["ticket_id"]] = at
             kpi.append((at, dims, "created", 1))
@@ -112,6 +122,10 @@ def reference(
                 out[(d, spec.name, "handle_seconds")] = statistics.fmean(sums[(d, "aht")])
             if sums[(d, "frt")]:
                 out[(d, spec.name, "first_response_seconds")] = statistics.fmean(sums[(d, "frt")])
+            for kind, metric in (("asa", "speed_of_answer_seconds"), ("art", "reply_seconds")):
+                if sums[(d, kind)]:
+                    out[(d, spec.name, metric)] = statistics.fmean(sums[(d, kind)])
+                    out[(d, spec.name, f"{metric}#n")] = len(sums[(d, kind)])
     return out
 
 

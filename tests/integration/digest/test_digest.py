@@ -181,8 +181,9 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
         ]
         status: dict[str, str] = {}
         first_contact: dict[str, float] = {}
-        for e in sorted(events, key=lambda e: e["at"]):
+        for e in sorted(events, key=lambda e: e["seq"]):  # the worker's order says the status
             status[e["alert_id"]] = e["status"]
+        for e in sorted(events, key=lambda e: e["at"]):
             if e["type"] == "contacted":
                 first_contact.setdefault(e["alert_id"], datetime.fromisoformat(e["at"]).timestamp())
         counted = [a for a in customer_alerts if status.get(a["alert_id"], "open") != "withdrawn"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alerts.customer import CustomerState, to_epoch
-from alerts.feedback import answer_dims, ticket_stats
+from alerts.feedback import Before, answer_dims, ticket_stats
 from alerts.scores import F
 from schemas.inputs import SurveyResponse, TicketEvent
 from tests.support.factories import survey, ticket
@@ -13,10 +13,9 @@ def fold(*docs: dict[str, object]) -> tuple[CustomerState, list[list[float] | No
     state, out = CustomerState(), []
     for d in docs:
         ev = TicketEvent.model_validate(d)
-        before = state.tickets.get(ev.ticket_id)
-        first = before is None or before.first_response_at is None
+        before = Before.of(state.tickets.get(ev.ticket_id))
         state.apply_ticket_event(ev)
-        out.append(ticket_stats(ev, state.tickets[ev.ticket_id], to_epoch(ev.occurred_at), first))
+        out.append(ticket_stats(ev, state.tickets[ev.ticket_id], to_epoch(ev.occurred_at), before))
     return state, out
 
 
@@ -76,3 +75,20 @@ def test_answers_count_under_their_own_attribution_before_the_tickets() -> None:
     ]
     plain = state.record_answer(SurveyResponse.model_validate(survey("c", "r2", nps=5)))
     assert answer_dims(plain, None) == [("overall", "all")]
+
+
+def test_speed_of_answer_counts_a_tickets_first_queue_time_and_reply_time_each_answered_reply() -> None:
+    _, stats = fold(
+        ticket("c", "t", "created", at="2026-11-22T10:00:00Z"),
+        ticket("c", "t", "assigned", at="2026-11-22T10:01:00Z", queue_seconds=45.5),
+        ticket("c", "t", "first_response", at="2026-11-22T10:02:00Z", queue_seconds=50),  # once a ticket
+        ticket("c", "t", "customer_reply", at="2026-11-22T11:00:00Z"),
+        ticket("c", "t", "customer_reply", at="2026-11-22T11:10:00Z"),  # still waiting since 11:00
+        ticket("c", "t", "agent_reply", at="2026-11-22T11:30:00Z"),
+        ticket("c", "t", "agent_reply", at="2026-11-22T11:40:00Z"),  # nothing to answer
+        ticket("c", "u", "assigned", at="2026-11-22T12:00:00Z"),  # abandoned: no queue time
+    )
+    assert stats[1] is not None and (stats[1][F.ASA_N], stats[1][F.ASA_SUM]) == (1, 45.5)
+    assert stats[2] is not None and stats[2][F.ASA_N] == 0 and stats[2][F.FRT_N] == 1
+    assert stats[3] is None and stats[4] is None and stats[6] is None and stats[7] is None
+    assert stats[5] is not None and (stats[5][F.ART_N], stats[5][F.ART_SUM]) == (1, 1800)

@@ -239,3 +239,74 @@ def test_a_held_survey_released_again_after_a_crash_counts_once() -> None:
     assert again["alert_id"] == alert["alert_id"]  # the same alert, not a new one
     assert {dim: world.pw.doc(dim) for dim in world.pw.partials} == counted
     assert world.customers["c-r1"].held == []
+
+
+ticket_event = st.tuples(
+    st.sampled_from(["t1", "t2", "t3"]),
+    st.sampled_from(["assigned", "first_response", "customer_reply", "agent_reply", "created"]),
+    st.integers(0, 12 * 60),  # minutes after T0: out of order on purpose
+    st.one_of(st.none(), st.integers(0, 900)),  # queue_seconds (on assigned / first_response)
+    st.booleans(),  # sent twice (a duplicate event id changes nothing)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ticket_event, min_size=1, max_size=40), st.integers(0, 40), st.integers(1, 5))
+def test_speed_of_answer_and_reply_time_equal_a_brute_force(
+    events: list[tuple[Any, ...]], restart_at: int, batch: int
+) -> None:
+    docs = []
+    for i, (tid, kind, minute, queued, twice) in enumerate(events):
+        d: dict[str, Any] = {
+            "event_id": f"e{i}",
+            "ticket_id": tid,
+            "customer_id": "c1",
+            "type": kind,
+            "team": "red",
+            "occurred_at": format_timestamp(T0 + timedelta(minutes=minute)),
+        }
+        if queued is not None and kind in ("assigned", "first_response"):
+            d["queue_seconds"] = queued
+        docs += [d, d] if twice else [d]
+    world = World()
+    for i in range(0, len(docs), batch):
+        if i <= restart_at < i + batch:
+            world.restart()
+        records = []
+        for d in docs[i : i + batch]:
+            world.offset += 1
+            records.append(Record("t", 0, world.offset, b"c1", raw(d), (), float(world.offset)))
+        world.feed_records(records)
+
+    # brute force, one event at a time in the order sent
+    seen: set[str] = set()
+    answered: set[str] = set()
+    waiting: dict[str, float] = {}
+    asa: list[tuple[float, float]] = []
+    art: list[tuple[float, float]] = []
+    for d in docs:
+        if d["event_id"] in seen:
+            continue
+        seen.add(d["event_id"])
+        at = datetime.fromisoformat(d["occurred_at"]).timestamp()
+        if "queue_seconds" in d and d["ticket_id"] not in answered:
+            answered.add(d["ticket_id"])
+            asa.append((at, float(d["queue_seconds"])))
+        if d["type"] == "customer_reply":
+            waiting[d["ticket_id"]] = min(waiting.get(d["ticket_id"], at), at)
+        elif d["type"] == "agent_reply" and d["ticket_id"] in waiting and at >= waiting[d["ticket_id"]]:
+            art.append((at, at - waiting.pop(d["ticket_id"])))
+    watermark = max(T0.timestamp() + e[2] * 60 for e in events)
+    for spec in SPECS:
+        for dim in [("overall", "all"), ("team", "red")]:
+            start, end, total = merged_stats(spec, [world.pw.doc(dim)], watermark)
+            got = {v.metric: v for v in values(total)}
+            for metric, pairs in (("speed_of_answer_seconds", asa), ("reply_seconds", art)):
+                inside = [x for t, x in pairs if start <= t < end]
+                assert got[metric].n == len(inside), (spec, dim, metric)
+                if inside:
+                    assert got[metric].value == pytest.approx(statistics.fmean(inside))
+                    if len(inside) > 1:
+                        assert got[metric].stderr == pytest.approx(
+                            statistics.stdev(inside) / len(inside) ** 0.5, abs=1e-6
+                        )
