@@ -94,12 +94,20 @@ def inbox_link(inbox_url: str | None, alert_id: str | None) -> str | None:
     return f"{inbox_url.rstrip('/')}/alerts/{alert_id}"
 
 
-def view_of(message_type: str, doc: dict[str, Any], inbox_url: str | None = None) -> View:
-    """The ``View`` of an output document of ``message_type``."""
-    if message_type == "recovery_alert":
-        return _alert_view(doc, inbox_url)
-    if message_type == "escalation":
-        return _escalation_view(doc, inbox_url)
+def view_of(
+    message_type: str, doc: dict[str, Any], inbox_url: str | None = None, contact: bool = False
+) -> View:
+    """The ``View`` of an output document of ``message_type``; with ``contact`` (a destination's
+    ``include_contact``) an alert or escalation names whom to call, from its CRM profile."""
+    if message_type in ("recovery_alert", "escalation"):
+        view = (
+            _alert_view(doc, inbox_url)
+            if message_type == "recovery_alert"
+            else _escalation_view(doc, inbox_url)
+        )
+        if contact:
+            view.facts[1:1] = _contact_facts(doc)
+        return view
     if message_type == "followup_event":
         return _event_view(doc, inbox_url)
     if message_type == "digest":
@@ -153,6 +161,19 @@ def group_view(message_type: str, docs: list[dict[str, Any]], inbox_url: str | N
         link=link,
         footer=f"survey-alerts · {what} of {queue or 'one queue'} gathered into one message",
     )
+
+
+def _contact_facts(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """Whom to call, from the document's ``customer.profile`` (none: the customer id alone)."""
+    found = (doc.get("customer") or {}).get("profile") if isinstance(doc.get("customer"), dict) else None
+    profile: dict[str, Any] = found if isinstance(found, dict) else {}
+    who = " · ".join(str(profile[k]) for k in ("name", "company") if profile.get(k))
+    facts = [("Customer", f"{who} ({doc.get('customer_id')})" if who else str(doc.get("customer_id") or "-"))]
+    reach = " · ".join(str(profile[k]) for k in ("phone", "email") if profile.get(k))
+    if reach:
+        preferred = profile.get("preferred_channel")
+        facts.append(("Contact", reach + (f" (prefers {preferred})" if preferred else "")))
+    return facts
 
 
 def _customer_bits(customer: dict[str, Any]) -> list[str]:

@@ -97,6 +97,12 @@ class Destination(_Strict):
         "for this many seconds into one message (0: a message each).",
     )
 
+    include_contact: bool = Field(
+        False,
+        description="Slack, Teams, e-mail, console: show whom to call (the CRM profile's name, company, "
+        "phone, e-mail, preferred channel) in alerts and escalations. Personal data: off by default.",
+    )
+
     _lists = field_validator("to", "types", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
     @model_validator(mode="after")
@@ -130,6 +136,11 @@ class Destination(_Strict):
             raise ValueError(
                 "a webhook destination signs its requests: give secrets_env or secrets_file, or say"
                 " unsigned = true if its receiver checks nothing"
+            )
+        if self.include_contact and self.kind == "webhook":
+            raise ValueError(
+                "include_contact is for people's channels (slack, teams, email, console): a webhook "
+                "gets the whole document"
             )
         if self.unsigned and (self.kind != "webhook" or signed):
             raise ValueError("unsigned = true is for a webhook destination without signing secrets")

@@ -231,7 +231,9 @@ class SlackSender(_Http):
     kind = "slack"
 
     def body(self, delivery: Delivery, now: float) -> tuple[bytes, dict[str, str]]:
-        return self.view_body(view_of(delivery.type, delivery.doc, self.inbox_url)), {}
+        return self.view_body(
+            view_of(delivery.type, delivery.doc, self.inbox_url, self.dest.include_contact)
+        ), {}
 
     def view_body(self, view: View) -> bytes:
         return orjson.dumps(slack_message(view))
@@ -243,7 +245,9 @@ class TeamsSender(_Http):
     kind = "teams"
 
     def body(self, delivery: Delivery, now: float) -> tuple[bytes, dict[str, str]]:
-        return self.view_body(view_of(delivery.type, delivery.doc, self.inbox_url)), {}
+        return self.view_body(
+            view_of(delivery.type, delivery.doc, self.inbox_url, self.dest.include_contact)
+        ), {}
 
     def view_body(self, view: View) -> bytes:
         return orjson.dumps(teams_message(view))
@@ -274,7 +278,7 @@ class EmailSender:
         return d.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[d.security]
 
     def message(self, delivery: Delivery) -> EmailMessage:
-        view = view_of(delivery.type, delivery.doc, self.inbox_url)
+        view = view_of(delivery.type, delivery.doc, self.inbox_url, self.dest.include_contact)
         return self._message(view, delivery.id)
 
     def _message(self, view: View, key: str) -> EmailMessage:
@@ -334,12 +338,13 @@ class ConsoleSender:
     kind = "console"
     address = "stdout"
 
-    def __init__(self, name: str, inbox_url: str | None) -> None:
+    def __init__(self, name: str, inbox_url: str | None, contact: bool = False) -> None:
         self.name = name
         self.inbox_url = inbox_url
+        self.contact = contact
 
     async def send(self, delivery: Delivery) -> Outcome:
-        return self._print(view_of(delivery.type, delivery.doc, self.inbox_url))
+        return self._print(view_of(delivery.type, delivery.doc, self.inbox_url, self.contact))
 
     async def send_group(self, group: Group) -> Outcome:
         view = group.view(self.inbox_url)
@@ -365,7 +370,7 @@ def build_senders(
     senders: dict[str, Sender] = {}
     for name, dest in destinations.items():
         if dest.kind == "console":
-            senders[name] = ConsoleSender(name, inbox_url)
+            senders[name] = ConsoleSender(name, inbox_url, dest.include_contact)
             continue
         if dest.kind == "email":
             password = read_secret(name, "the SMTP password", dest.password_env, dest.password_file, env)

@@ -158,8 +158,12 @@ def check_email(mail: Any) -> None:
 @example(value="<!channel> gold", message_type="escalation")
 @example(value="http://evil.example/pwn @here", message_type="recovery_alert")
 def test_no_field_of_any_event_becomes_markup_in_any_destination(value: str, message_type: str) -> None:
-    doc = poisoned(sample(message_type, "dest"), value)
-    view = view_of(message_type, doc, INBOX)
+    doc = sample(message_type, "dest")
+    if message_type in ("recovery_alert", "escalation"):  # whom to call too (include_contact)
+        profile = dict.fromkeys(("name", "company", "email", "phone", "preferred_channel", "crm_url"), "x")
+        doc["customer"] = {**(doc.get("customer") or {}), "profile": profile}
+    doc = poisoned(doc, value)
+    view = view_of(message_type, doc, INBOX, contact=True)
     check_slack(slack_message(view))
     check_teams(teams_message(view))
     check_email(email_message(view, "d-1", "dest", "example.com"))

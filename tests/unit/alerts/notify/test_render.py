@@ -238,3 +238,28 @@ def test_no_message_carries_the_customers_profile() -> None:
         for text in rendered:
             for value in ("Dana", "Ortiz", "dana.ortiz", "555 0142", "crm.example.com"):
                 assert value not in text, (kind, value)
+
+
+def test_a_destination_with_include_contact_names_whom_to_call() -> None:
+    profile = {
+        "updated_at": "2026-11-22T12:00:00Z",
+        "name": "Dana Ortiz",
+        "company": "Ortiz Sons",
+        "email": "dana.ortiz@example.com",
+        "phone": "+1 202 555 0142",
+        "preferred_channel": "phone",
+    }
+    doc = alert()
+    doc["customer"] = {**doc["customer"], "profile": profile}
+    view = view_of("recovery_alert", doc, INBOX, contact=True)
+    facts = dict(view.facts)
+    assert facts["Customer"] == f"Dana Ortiz · Ortiz Sons ({doc['customer_id']})"
+    assert facts["Contact"] == "+1 202 555 0142 · dana.ortiz@example.com (prefers phone)"
+    for text in (
+        orjson.dumps(slack_message(view)).decode(),
+        orjson.dumps(teams_message(view)).decode(),
+        email_message(view, "d", "x", "example.com").text,
+    ):
+        assert "Dana Ortiz" in text and "555 0142" in text
+    bare = {**doc, "customer": {k: v for k, v in doc["customer"].items() if k != "profile"}}
+    assert dict(view_of("recovery_alert", bare, INBOX, contact=True).facts)["Customer"] == doc["customer_id"]

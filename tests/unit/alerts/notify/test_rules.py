@@ -155,3 +155,12 @@ destinations = ["missing"]
         load_rules(path)
     path.write_text('notify_default = ["print"]\n[destinations.print]\nkind = "console"\n')
     assert load_rules(path).route({"type": "recovery_alert"}) == ["print"]
+
+
+def test_include_contact_is_for_peoples_channels_only() -> None:
+    ok = {**DESTINATIONS, "billing-slack": {**DESTINATIONS["billing-slack"], "include_contact": True}}
+    assert Notifications.model_validate({"destinations": ok}).destinations["billing-slack"].include_contact
+    assert not rules().destinations["leads"].include_contact  # off by default
+    bad = {**DESTINATIONS, "crm": {**DESTINATIONS["crm"], "include_contact": True}}
+    with pytest.raises(ValidationError, match="include_contact is for people's channels"):
+        Notifications.model_validate({"destinations": bad})
