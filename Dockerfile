@@ -1,14 +1,18 @@
 # syntax=docker/dockerfile:1
 # The survey-alerts image: one image for the worker, the notifier and the inbox (the command picks).
-# Build stage: a wheel of the project and its dependencies; run stage: only the installed wheels.
+# Build stage: wheels of the locked dependencies (requirements.lock, exported from uv.lock with
+# hashes: the demo's broker and the dev tools are not in it), in a layer of their own so a source
+# change rebuilds only the project's wheel; run stage: only the installed wheels.
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
+COPY requirements.lock ./
+RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY stream stream
 COPY agents agents
 COPY schemas schemas
 COPY alerts alerts
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11.11-slim-bookworm
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin survey \
@@ -16,7 +20,7 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin survey \
 # /home/survey/data: the worker's state and the inbox's SQLite read model; a named volume mounted
 # there starts with this ownership, so the non-root user can write it
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/survey_alerts-*.whl && rm -rf /wheels
 USER survey
 WORKDIR /home/survey
 ENV SURVEY_ALERTS_DATA_DIR=/home/survey/data \

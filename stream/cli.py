@@ -122,10 +122,19 @@ def schemas() -> None:
 @schemas.command("export")
 @click.option("--check", is_flag=True, help="Fail if the committed files differ from the code.")
 def schemas_export(check: bool) -> None:
-    """Write schemas/json/*.schema.json from the pydantic models."""
+    """Write schemas/json/*.schema.json and the inbox API's schemas/openapi.json from the pydantic models."""
+    from pathlib import Path
+
+    import schemas as package
     from schemas.export import export
+    from stream.inbox.api import render
 
     changed = export(check=check)
+    document = Path(package.__file__).parent / "openapi.json"  # the inbox API's, from its models
+    if not document.exists() or document.read_text() != render():
+        changed.append(document.name)
+        if not check:
+            document.write_text(render())
     if check and changed:
         click.echo("out of date: " + ", ".join(changed), err=True)
         sys.exit(1)

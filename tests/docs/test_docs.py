@@ -64,7 +64,7 @@ def test_exactly_two_setup_commands() -> None:
     setup = text(README).split("## Set-up", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)\n```", setup, re.S)
     assert commands == [
-        "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/survey-alerts demo",
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' && .venv/bin/survey-alerts demo",
         "bash .ci/run",
     ]
 

@@ -30,6 +30,7 @@ def reference(
     seen: set[str] = set()
     opened: dict[str, float] = {}
     answered: set[str] = set()
+    seen_at = float("-inf")
     queued: set[str] = set()  # tickets whose speed of answer was counted
     waiting: dict[str, float] = {}  # ticket -> its customer's first unanswered reply
     for ev in tickets:
@@ -41,6 +42,7 @@ def reference(
             if ev.get(name):
                 info[name] = ev[name]
         at = _ts(ev["occurred_at"])
+        seen_at = max(seen_at, at)  # the worker's watermark follows every ticket event, KPI or not
         dims = ["overall:all"] + [
             f"{d}:{info[n]}" for d, n in (("team", "team"), ("channel", "channel")) if info.get(n)
         ]
@@ -81,7 +83,7 @@ def reference(
                 dims.append(f"{dim}:{value}")
         final[doc["response_id"]] = (_ts(doc["submitted_at"]), doc["scores"], dims)
 
-    watermark = max([t for t, _, _ in final.values()] + [t for t, _, _, _ in kpi])
+    watermark = max([t for t, _, _ in final.values()] + [t for t, _, _, _ in kpi] + [seen_at])
     out: dict[tuple[str, str, str], float | int | None] = {}
     for spec in specs:
         end = (int(watermark // spec.bucket) + 1) * spec.bucket

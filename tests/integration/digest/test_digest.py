@@ -145,6 +145,8 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
             if key.startswith("category:") and window == "7d" and metric == "nps"
         }
 
+        why: list[str] = []
+
         def settled() -> dict[str, Any] | None:
             got = json.loads(digest(svc, db, until, "json"))
             goals = {g["metric"]: g for g in got["goals"]}
@@ -155,11 +157,13 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
             # every category's snapshot in too (they come apart from the overall one)
             categories = {r["driver"] for r in got["risks"]} == reference_drivers
             done = resolved == sum(causes_now.values())
+            why[:] = [f"nps {same}, resolved {done}, contacted {contacted}, categories {categories}"]
             if not (same and done and contacted and categories):
                 return None
             # the escalations routed so far are in too (their topics are consumed apart from the rest)
             routed = sum(in_period(orjson.loads(r.value)) for r in svc.read_all(svc.escalation_topics()))
             escalated = sum(n for _, n, _, _ in got["escalations_by_team"])
+            why[:] = [f"escalations: digest {escalated}, topics {routed}"]
             return dict(got) if escalated == routed > 0 else None
 
         deadline = time.monotonic() + 240  # the read model catches up with the last snapshots
@@ -168,7 +172,7 @@ def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_pa
             got = settled()
             if got is None:
                 time.sleep(2)
-        assert got is not None, "the digest never matched the reference: " + digest(
+        assert got is not None, f"the digest never matched the reference ({why}): " + digest(
             svc, db, until, "markdown"
         )
 
