@@ -35,7 +35,14 @@ from tests.support.services import Process, Service, wait_for
 
 pytestmark = pytest.mark.integration
 OPS = Path(__file__).parents[2] / "ops"
-WIDE = {"$team": ".*", "$channel": ".*", "$window": "24h", "$instance": ".*", "$__rate_interval": "30s"}
+WIDE = {
+    "$team": ".*",
+    "$channel": ".*",
+    "$window": "24h",
+    "$instance": ".*",
+    "$job": "survey-alerts.*",
+    "$__rate_interval": "30s",
+}
 
 
 def get(url: str) -> Any:
