@@ -111,3 +111,31 @@ def test_the_prometheus_rule_is_the_rules_file_and_the_scrapes_give_its_job_labe
             if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
         ]
         assert len(selected) == 1 and selected[0]["spec"]["ports"][0]["name"] == "http"
+
+
+def test_the_rules_selectors_and_runbook_base_come_from_one_mixin_file(tmp_path: Path) -> None:
+    import re
+    import shutil
+
+    from stream.tools.kube import main
+
+    mine = tmp_path / "mixin.yml"
+    mine.write_text(
+        "runbook_base: https://wiki.example.com/ops/survey-alerts\n"
+        "jobs: {worker: cx-worker, notifier: cx-notifier, inbox: cx-inbox}\n"
+    )
+    rule, rules = tmp_path / "rule.yaml", tmp_path / "rules.yml"
+    main(["--config", str(mine), "--out", str(rule), "--rules-out", str(rules)])
+    text = rules.read_text()
+    original = RULES.read_text()
+    urls = re.findall(r"runbook_url: (\S+)", text)
+    assert len(urls) == len(re.findall(r"runbook_url: ", original)) > 20
+    assert all(u.startswith("https://wiki.example.com/ops/survey-alerts#") for u in urls)
+    assert sorted(set(re.findall(r'job="([^"]+)"', text))) == ["cx-inbox", "cx-notifier", "cx-worker"]
+    assert yaml.safe_load(rule.read_text())["spec"]["groups"] == yaml.safe_load(text)["groups"]
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian: prometheus) is installed by .ci/run"
+    done = subprocess.run(
+        [promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
