@@ -7,7 +7,10 @@ detractors and some CES answers are 1-2. On request it mixes in edits (same
 ``response_id``, new scores), duplicate deliveries and malformed messages; with
 ``profiles`` it sends the customers' CRM profiles too (some customers have none, some
 are erased, some updates arrive out of order), from a random stream of their own so the
-surveys and tickets of a seed stay the same either way.
+surveys and tickets of a seed stay the same either way. Contacts carry a queue time
+(``queue_seconds``, none when abandoned) and, in simulated time, some a conversation
+(customer and agent replies), also from a stream of their own: Average Speed of Answer and
+Average Reply Time have data.
 """
 
 from __future__ import annotations
@@ -221,13 +224,15 @@ class Generator:
             waited["queue_seconds"] = round(krng.expovariate(1 / 90), 1)
         ticket("assigned", None, agent_id=agent, **waited)
         answered = ticket("first_response", agent_id=agent)
-        if krng.random() < 0.4:
-            t = parse_timestamp(answered)
+        # a conversation after the first answer (simulated time only: in live mode its replies would
+        # be dated in the future), never dated after the wall clock
+        if not self.live and krng.random() < 0.4:
+            t, latest = parse_timestamp(answered), datetime.now(UTC).replace(microsecond=0)
             for _ in range(krng.randint(1, 2)):
-                t += timedelta(seconds=krng.randint(60, 3600))
+                t = min(t + timedelta(seconds=krng.randint(60, 1800)), latest)
                 ticket("customer_reply", at=format_timestamp(t))
                 if krng.random() < 0.9:  # now and then the customer is still waiting
-                    t += timedelta(seconds=round(krng.expovariate(1 / 600)) + 1)
+                    t = min(t + timedelta(seconds=round(krng.expovariate(1 / 600)) + 1), latest)
                     ticket("agent_reply", at=format_timestamp(t), agent_id=agent)
         trouble = self.rng.random()
         if trouble < 0.08:
