@@ -348,20 +348,25 @@ class Worker:
                 self.proc.kill()
 
 
-def full_pipeline(run: Run, worker: Worker, n: int) -> float:
-    """Events/s of the service over ``n`` events already in its input topics."""
-    t0 = c0 = None
+def full_pipeline(
+    run: Run, worker: Worker, n: int, cpu: Callable[[], float] | None = None
+) -> tuple[float, float | None]:
+    """Events/s of the service over ``n`` events already in its input topics, and the workers' CPU
+    time per event (user + system of every worker process, ``cpu``, from the first committed
+    record to the last; None when all of it went by between two samples)."""
+    t0 = c0 = cpu0 = None
+    cpu = cpu or worker.cpu_s
     last_report = time.monotonic()
     while True:
         c = worker.consumed()
         now = time.perf_counter()
         if t0 is None and c > 0:
-            t0, c0 = now, c
+            t0, c0, cpu0 = now, c, cpu()
         if c >= n:
-            assert t0 is not None and c0 is not None
+            assert t0 is not None and c0 is not None and cpu0 is not None
             if c == c0:  # all of it went by between two samples: count from the start (startup included)
-                return c / (now - worker.started)
-            return (c - c0) / max(now - t0, 1e-9)
+                return c / (now - worker.started), None
+            return (c - c0) / max(now - t0, 1e-9), (cpu() - cpu0) / (c - c0)
         if worker.proc.poll() is not None:
             raise click.ClickException(f"the worker exited; see {worker.log}")
         if time.monotonic() - last_report > 10:
@@ -526,9 +531,19 @@ def run_bench(
         worker = Worker(run, env)
         others = [Worker(run, env) for _ in range(workers - 1)]  # the same group: they share the partitions
         try:
-            result["service_events_per_s"] = round(full_pipeline(run, worker, events))
+            rate, cpu_per_event = full_pipeline(
+                run, worker, events, lambda: sum(w.cpu_s() for w in [worker, *others])
+            )
+            result["service_events_per_s"] = round(rate)
             result["service_workers"] = workers
-            say(f"  {result['service_events_per_s']:,} events/s")
+            # the goal of issue #28: worker CPU (user + system, from /proc) per event processed
+            result["worker_cpu_us_per_event"] = (
+                round(cpu_per_event * 1e6, 1) if cpu_per_event is not None else None
+            )
+            say(
+                f"  {result['service_events_per_s']:,} events/s; the workers used "
+                f"{result['worker_cpu_us_per_event']} µs of CPU per event"
+            )
             if others:
                 say("  stopping the other workers: the first one takes every partition back")
                 for other in others:

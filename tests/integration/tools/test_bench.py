@@ -65,3 +65,5 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
     assert set(result["floor_us_per_event"]) == {"decode", "validate", "partition", "state", "changelog"}
     assert result["latency_main_thread_ran_pct"] >= 0 and result["latency_main_thread_cpu_wait_pct"] >= 0
     assert "the service's full pipeline" in done.stderr  # progress went to stderr
+    cpu = result["worker_cpu_us_per_event"]  # None when the whole run fell between two samples
+    assert cpu is None or 0 < cpu < 100_000, cpu
