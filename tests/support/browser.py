@@ -43,3 +43,21 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def fill_login(driver: webdriver.Chrome, user: str, password: str) -> None:
+    """Type a user name and password into the login form shown and send it."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.NAME, "username").send_keys(user)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+
+
+def log_in(driver: webdriver.Chrome, base: str, user: str, password: str) -> None:
+    """Log in through the inbox's login page and wait for the queue."""
+    from tests.support.services import wait_for
+
+    driver.get(base + "/login")
+    fill_login(driver, user, password)
+    wait_for(lambda: driver.current_url.endswith("/alerts"), 10, "the queue after logging in")

@@ -24,14 +24,13 @@ from selenium.webdriver.common.by import By
 
 from alerts.digest import money
 from schemas.inputs import SurveyResponse, TicketEvent
-from stream.inbox.auth import hash_password
-from stream.tools.brokers import LocalBroker, free_port
+from stream.tools.brokers import LocalBroker
 from stream.tools.generate import Generator
-from tests.integration.digest.test_digest import digest, listening_on, valid
+from tests.integration.digest.test_digest import digest, digest_stack, listening_on, valid
 from tests.support.browser import chromium, screenshot
 from tests.support.factories import uid
 from tests.support.reference import reference
-from tests.support.services import Service, inbox_process, wait_for
+from tests.support.services import Service, wait_for
 
 pytestmark = pytest.mark.integration
 DAY = 86400.0
@@ -48,12 +47,7 @@ def stamp(t: float) -> str:
 
 
 def test_a_backfilled_fortnight_reads_like_it_happened(kafka: LocalBroker, tmp_path: Path) -> None:
-    svc = Service(kafka, tmp_path, snapshot_interval_s="1", min_responses="5", sla_tier_factors="{}")
-    users = tmp_path / "users.toml"
-    users.write_text(f'[users.x]\npassword_hash = "{hash_password("x")}"\nqueues = ["*"]\n')
-    db = tmp_path / "inbox.db"
-    port = free_port()
-    inbox = inbox_process(svc, db, users, port)
+    svc, inbox, db, port = digest_stack(kafka, tmp_path)
     try:
         svc.start()
         inbox.start()

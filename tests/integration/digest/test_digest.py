@@ -33,7 +33,7 @@ from stream.tools.generate import Generator
 from tests.support.browser import ARTIFACTS, chromium, screenshot
 from tests.support.factories import uid
 from tests.support.reference import reference
-from tests.support.services import Service, inbox_process, wait_for
+from tests.support.services import Process, Service, inbox_process, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT_CAUSES = ["late courier", "billing error", "late courier", "Late courier ", "app crash"]
@@ -70,13 +70,18 @@ def listening_on(port: int) -> bool:
         return False
 
 
-def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_path: Path) -> None:
+def digest_stack(kafka: LocalBroker, tmp_path: Path) -> tuple[Service, Process, Path, int]:
+    """A worker (snapshots every second, scores from 5 answers) and an inbox feeding ``inbox.db``."""
     svc = Service(kafka, tmp_path, snapshot_interval_s="1", min_responses="5", sla_tier_factors="{}")
     users = tmp_path / "users.toml"
     users.write_text(f'[users.x]\npassword_hash = "{hash_password("x")}"\nqueues = ["*"]\n')
     db = tmp_path / "inbox.db"
     port = free_port()
-    inbox = inbox_process(svc, db, users, port)
+    return svc, inbox_process(svc, db, users, port), db, port
+
+
+def test_the_digest_equals_a_reference_and_reads_well(kafka: LocalBroker, tmp_path: Path) -> None:
+    svc, inbox, db, port = digest_stack(kafka, tmp_path)
     try:
         svc.start()
         # the digest only reads the read model, which the inbox creates

@@ -26,7 +26,7 @@ from stream.inbox.auth import hash_password, hash_token
 from stream.tools.brokers import LocalBroker, free_port
 from tests.integration.digest.test_digest import digest
 from tests.integration.inbox.test_inbox import TOKEN, _up, http
-from tests.support.browser import chromium, screenshot
+from tests.support.browser import chromium, log_in, screenshot
 from tests.support.factories import survey, uid
 from tests.support.services import Service, inbox_process, wait_for
 
@@ -82,11 +82,7 @@ def test_concessions_are_checked_against_the_cap_and_reach_the_digest(
         first = alerts[0]["alert_id"]
         driver = chromium()
         try:
-            driver.get(base + "/login")
-            driver.find_element(By.NAME, "username").send_keys("sam")
-            driver.find_element(By.NAME, "password").send_keys("sam-password")
-            driver.find_element(By.CSS_SELECTOR, "form.login button").click()
-            wait_for(lambda: driver.current_url.endswith("/alerts"), 10, "the queue after logging in")
+            log_in(driver, base, "sam", "sam-password")
 
             def resolve(note: str) -> None:
                 driver.get(f"{base}/alerts/{first}")

@@ -20,7 +20,7 @@ from selenium.webdriver.support.ui import Select
 
 from stream.inbox.auth import hash_password, hash_token
 from stream.tools.brokers import LocalBroker, free_port
-from tests.support.browser import chromium, screenshot
+from tests.support.browser import chromium, fill_login, log_in, screenshot
 from tests.support.factories import survey, ticket, uid
 from tests.support.services import Process, Service, inbox_process, wait_for
 
@@ -108,13 +108,9 @@ def test_an_agent_closes_the_loop_in_the_browser(stack: tuple[Service, Process, 
     try:
         driver.get(base + "/alerts")
         assert "/login" in driver.current_url
-        driver.find_element(By.NAME, "username").send_keys("sam")
-        driver.find_element(By.NAME, "password").send_keys("wrong")
-        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        fill_login(driver, "sam", "wrong")
         wait_for(lambda: "Wrong user name or password" in driver.page_source, 10, "the login error")
-        driver.find_element(By.NAME, "username").send_keys("sam")
-        driver.find_element(By.NAME, "password").send_keys("sam-password")
-        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        fill_login(driver, "sam", "sam-password")
         wait_for(lambda: driver.current_url.endswith("/alerts"), 10, "the queue after logging in")
 
         def rows() -> dict[str, Any]:
@@ -344,9 +340,7 @@ def test_the_inbox_is_not_a_redirector_nor_a_billboard(stack: tuple[Service, Pro
     try:
         # a link as an attacker would send it: the browser ends on the inbox, never elsewhere
         driver.get(base + "/login?next=/%09/evil.example/")
-        driver.find_element(By.NAME, "username").send_keys("sam")
-        driver.find_element(By.NAME, "password").send_keys("sam-password")
-        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        fill_login(driver, "sam", "sam-password")
         wait_for(lambda: "/alerts" in driver.current_url, 10, "the queue after logging in")
         assert urllib.parse.urlsplit(driver.current_url).netloc == urllib.parse.urlsplit(base).netloc
 
@@ -428,11 +422,7 @@ def test_the_agent_sees_whom_to_call_and_an_erasure_takes_it_away(
     assert alert["customer"]["profile"]["email"] == "dana.ortiz@example.com"
     driver = chromium()
     try:
-        driver.get(base + "/login")
-        driver.find_element(By.NAME, "username").send_keys("ny")
-        driver.find_element(By.NAME, "password").send_keys("ny-password")
-        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
-        wait_for(lambda: driver.current_url.endswith("/alerts"), 10, "the queue after logging in")
+        log_in(driver, base, "ny", "ny-password")
         page = f"{base}/alerts/{alert['alert_id']}"
 
         def shown() -> str:

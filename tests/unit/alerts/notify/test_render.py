@@ -212,17 +212,21 @@ def test_a_grouped_message_lists_every_alert_worst_first_within_the_limits(
     assert all(d["alert_id"] in mail.html for d in docs)
 
 
+PROFILE = {
+    "updated_at": "2026-11-22T12:00:00Z",
+    "name": "Dana Ortiz",
+    "company": "Ortiz Sons",
+    "email": "dana.ortiz@example.com",
+    "phone": "+1 202 555 0142",
+    "preferred_channel": "phone",
+    "crm_url": "https://crm.example.com/customers/42",
+}
+
+
 def test_no_message_carries_the_customers_profile() -> None:
     """Whom to call is personal data: the inbox shows it to the alert's queue; Slack, Teams and e-mail
     messages (read by whole channels and kept by other systems) never carry it."""
-    profile = {
-        "updated_at": "2026-11-22T12:00:00Z",
-        "name": "Dana Ortiz",
-        "company": "Ortiz Sons",
-        "email": "dana.ortiz@example.com",
-        "phone": "+1 202 555 0142",
-        "crm_url": "https://crm.example.com/customers/42",
-    }
+    profile = PROFILE
     doc = alert()
     doc["customer"] = {**doc["customer"], "profile": profile}
     escalation = sample("escalation", "dest")
@@ -241,16 +245,8 @@ def test_no_message_carries_the_customers_profile() -> None:
 
 
 def test_a_destination_with_include_contact_names_whom_to_call() -> None:
-    profile = {
-        "updated_at": "2026-11-22T12:00:00Z",
-        "name": "Dana Ortiz",
-        "company": "Ortiz Sons",
-        "email": "dana.ortiz@example.com",
-        "phone": "+1 202 555 0142",
-        "preferred_channel": "phone",
-    }
     doc = alert()
-    doc["customer"] = {**doc["customer"], "profile": profile}
+    doc["customer"] = {**doc["customer"], "profile": PROFILE}
     view = view_of("recovery_alert", doc, INBOX, contact=True)
     facts = dict(view.facts)
     assert facts["Customer"] == f"Dana Ortiz · Ortiz Sons ({doc['customer_id']})"
