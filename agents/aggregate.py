@@ -283,8 +283,10 @@ def install_aggregate(app: StageRuntime, settings: Settings, windows: WindowStor
 
     @app.timer(interval, name="emit-window-snapshots")
     async def emit() -> None:
-        if snapshots.view is None and (app.in_recovery or app.sweeping(table)):
-            return  # the merged table is still being restored, or cleared of partitions given away
+        if snapshots.view is None and not app.settled(table):
+            # still being restored, or cleared of partitions given away: a view built now would
+            # keep (and export gauges of) keys another worker has taken over
+            return
         await emit_snapshots(snapshots, app.outbox(), settings)
 
     return snapshots

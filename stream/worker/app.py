@@ -39,6 +39,8 @@ class SurveyApp(faust.App):
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.raw_tables: list[Any] = []  # restored by the batch consumer (see stream.worker.batching)
         self.sweeps: dict[str, asyncio.Future[None]] = {}  # table name -> its running sweep
+        # table name -> the consumer generation whose recovery it last completed
+        self._recovered_in: dict[str, int] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self.deadlines = Deadlines(settings.broker_deadline_s, registry=metrics.registry)
 
@@ -75,6 +77,7 @@ class SurveyApp(faust.App):
     def _start_sweep(self, table: Any, partition_of: PartitionOf) -> None:
         """Drop ``table``'s keys of partitions given away, a slice at a time (``stream.worker.sweep``)."""
         if not isinstance(table.data, MemoryStore):
+            self._recovered_in[table.name] = self.consumer_generation_id
             return  # other stores keep their partitions themselves
         running = self.sweeps.pop(table.name, None)
         if running is not None:
@@ -82,6 +85,7 @@ class SurveyApp(faust.App):
         found = self.recovered(table)
         if found is None:
             return
+        self._recovered_in[table.name] = self.consumer_generation_id
         owned, current = found
         if len(owned) >= self.settings.partitions:
             return  # every partition is this worker's: nothing to drop
@@ -113,9 +117,17 @@ class SurveyApp(faust.App):
         task.add_done_callback(done)
         return task
 
-    def sweeping(self, table: Any) -> bool:
-        """Whether ``table`` may still hold keys of partitions this worker gave away."""
-        return table.name in self.sweeps
+    def settled(self, table: Any) -> bool:
+        """Whether ``table`` holds exactly this worker's partitions: restored for the current
+        assignment and cleared of the keys of partitions given away.
+
+        False from a rebalance until then, including the moments between the assignment
+        and the start of recovery and between its end and the sweep (``in_recovery`` is
+        false in both).
+        """
+        return self._recovered_in.get(table.name) == self.consumer_generation_id and (
+            table.name not in self.sweeps
+        )
 
     def kafka_producer(self) -> Any:
         """The aiokafka producer under Faust's (started with the app)."""

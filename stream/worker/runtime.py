@@ -68,8 +68,9 @@ class StageRuntime(Protocol):
     def background(self, what: str, coro: Awaitable[Any]) -> asyncio.Future[Any]:
         """Run ``coro`` beside the agents; a failure is logged as ``what`` failing."""
 
-    def sweeping(self, table: Any) -> bool:
-        """Whether ``table`` may still hold keys of partitions this worker gave away."""
+    def settled(self, table: Any) -> bool:
+        """Whether ``table`` holds exactly this worker's partitions (restored and swept since the
+        last rebalance)."""
 
     def kafka_producer(self) -> Any:
         """The aiokafka producer under Faust's."""
