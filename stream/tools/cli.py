@@ -152,6 +152,31 @@ def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) 
     type=click.IntRange(1),
     help="Workers (one process each, in one group) for the full pipeline's run; the rest run one.",
 )
+@click.option(
+    "--event-rate",
+    default=5000.0,
+    show_default=True,
+    help="Events per second of event time in the default and alert-heavy loads (a batch spans what"
+    " it would at that rate).",
+)
+@click.option(
+    "--stress-events",
+    default=300_000,
+    show_default=True,
+    help="Events of the stress load: the same mix with event time compressed (0: skip).",
+)
+@click.option(
+    "--alert-heavy-events",
+    default=200_000,
+    show_default=True,
+    help="Surveys of the alert-heavy load, from as many new customers (0: skip).",
+)
+@click.option(
+    "--peer/--no-peer",
+    default=True,
+    show_default=True,
+    help="Run the Quix Streams peer on the default and alert-heavy loads (needs the bench extra).",
+)
 def bench(**options: Any) -> None:
     """Measure throughput against baselines, alert latency, memory and restart time (last line: JSON)."""
     import orjson

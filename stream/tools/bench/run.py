@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import math
 import os
+import random
 import re
 import signal
 import statistics
@@ -97,9 +98,9 @@ class Run:
         """Environment of a worker reading this run's topics ``name``."""
         inherited = dict(os.environ)
         if self.broker is not None:  # a broker of the bench's own: plaintext, whatever the environment says
-            for name in list(inherited):
-                if name.startswith(_SECURITY_SETTINGS):
-                    del inherited[name]
+            for variable in list(inherited):
+                if variable.startswith(_SECURITY_SETTINGS):
+                    del inherited[variable]
         base = {
             **inherited,
             "SURVEY_ALERTS_BROKER": self.url,
@@ -161,15 +162,50 @@ def inprocess(settings: Settings, n: int, load: Generator, rate: float) -> dict[
     }
 
 
-def mixed_load(customers: int) -> Generator:
-    """The generator of the mixed load (its simulated clock starts on 2026-11-01)."""
+COMPRESSED_STEP_S = 0.6  # the stress load's pace: ~1.5 events per second of event time
+EVENTS_PER_STEP = 0.88  # the generator's messages per second of simulated time at step_s=1 (measured)
+
+
+def mixed_load(customers: int, event_rate: float | None = None) -> Generator:
+    """The generator of the mixed load (its simulated clock starts on 2026-11-01).
+
+    ``event_rate``: events per second of event time, as a service taking that rate would
+    see them (a batch of 2,000 at 5,000/s spans 0.4 s, and touches one or two 1-hour
+    window buckets per key). None: the compressed stress load, where a batch spans over an
+    hour of event time and each key touches dozens of buckets per batch.
+    """
+    step_s = COMPRESSED_STEP_S if event_rate is None else EVENTS_PER_STEP / event_rate
     return Generator(
         seed=42,
         customers=customers,
         mix=Mix(malformed_rate=0.001),
         start=datetime(2026, 11, 1, tzinfo=UTC),
-        step_s=0.6,
+        step_s=step_s,
     )
+
+
+def alert_heavy(n: int, event_rate: float) -> Any:
+    """``(stream, key, value)`` of ``n`` surveys from ``n`` new customers, ~64% detractors, no
+    tickets (issue #28's second load), ``event_rate`` per second of event time."""
+    rng = random.Random(28)
+    start = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+    for i in range(n):
+        cid = f"ah-{i:07d}"
+        scores: dict[str, Any] = {"nps": rng.randint(0, 6) if rng.random() < 0.64 else rng.randint(7, 10)}
+        if rng.random() < 0.6:
+            scores["csat"] = rng.randint(1, 5)
+        if rng.random() < 0.4:
+            scores["ces"] = rng.randint(1, 7)
+        doc = {
+            "response_id": f"ah-r{i:07d}",
+            "customer_id": cid,
+            "submitted_at": datetime.fromtimestamp(start + i / event_rate, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "scores": scores,
+            "channel": rng.choice(["chat", "email", "phone"]),
+        }
+        yield "survey", cid.encode(), orjson.dumps(doc)
 
 
 def generated(settings: Settings, n: int, gen: Generator) -> Any:
@@ -237,6 +273,131 @@ def faust_baseline(run: Run, mode: str, settings: Settings, n: int) -> float:
         raise click.ClickException(f"the {mode} Faust baseline failed; see {run.workdir / (mode + '.log')}")
     doc = orjson.loads(out.read_bytes())
     return float(doc["events"] / doc["seconds"])
+
+
+def quix_peer(run: Run, settings: Settings, n: int, name: str) -> dict[str, float] | None:
+    """Events/s and CPU µs per event of the Quix Streams peer (``stream.tools.bench.quix_peer``)
+    over the first ``n`` events of ``settings``' input topics; None when it cannot run here."""
+    try:
+        import quixstreams  # noqa: F401
+    except ImportError:
+        say("  skipped: Quix Streams is not installed (pip install -e '.[bench]')")
+        return None
+    if run.client.get("security_protocol", "PLAINTEXT") != "PLAINTEXT":
+        say("  skipped: the peer connects in plaintext only")
+        return None
+    out = run.workdir / f"quix-{name}.json"
+    log = run.workdir / f"quix-{name}.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stream.tools.bench.quix_peer",
+            run.bootstrap,
+            f"bench-{run.tag}-quix-{name}",
+            settings.survey_responses_topic,
+            settings.ticket_events_topic,
+            f"bench-{run.tag}-quix-{name}-alerts",
+            str(n),
+            str(out),
+            str(run.workdir / f"quix-{name}-state"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),  # noqa: SIM115
+    )
+    try:
+        proc.wait(timeout=3600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if not out.exists():
+        raise click.ClickException(f"the Quix Streams peer failed; see {log}")
+    doc = orjson.loads(out.read_bytes())
+    return {
+        "events_per_s": doc["events"] / doc["seconds"],
+        "cpu_us_per_event": 1e6 * doc["cpu_s"] / doc["events"],
+    }
+
+
+def expected_alert_ids(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> set[str]:
+    """The recovery alerts of ``items``, from the worker's pipeline run in this process."""
+    from alerts.customer import CustomerState
+    from alerts.pipeline import Record
+    from stream.kafka.partitioning import partition_for
+    from stream.pipeline import pipeline_from
+
+    records = [
+        Record(topic, partition_for(key, settings.partitions), i, key, value, (), float(i))
+        for i, (topic, key, value) in enumerate(items)
+    ]
+    states: dict[str, CustomerState] = {}
+    result = pipeline_from(settings).process(records, states.get, datetime.now(UTC))
+    return {
+        e.value["alert_id"]
+        for e in result.emits
+        if e.topic == settings.recovery_alerts_topic and isinstance(e.value, dict)
+    }
+
+
+async def alert_ids(client: dict[str, Any], topic: str, quiet_s: float = 3.0) -> set[str]:
+    """Every alert id on ``topic``, read until nothing new came for ``quiet_s``."""
+    consumer = AIOKafkaConsumer(topic, **client, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    found: set[str] = set()
+    try:
+        last = time.monotonic()
+        while time.monotonic() - last < quiet_s:
+            batch = await consumer.getmany(timeout_ms=500, max_records=20000)
+            for records in batch.values():
+                found.update(orjson.loads(r.value)["alert_id"] for r in records)
+                last = time.monotonic()
+    finally:
+        await consumer.stop()
+    return found
+
+
+def load_phase(
+    run: Run, name: str, messages: list[tuple[str, bytes, bytes]], peer: bool, exact: bool
+) -> dict[str, Any]:
+    """One load (``(stream, key, value)``s, stream ``survey`` or ``ticket``) on topics of its own,
+    through the service's worker and the peer: events/s and CPU per event of each."""
+    env = run.env(name)
+    settings = run.settings(env)
+    ensure_topics(settings)
+    topics = {"survey": settings.survey_responses_topic, "ticket": settings.ticket_events_topic}
+    items = [(topics[stream], key, value) for stream, key, value in messages]
+    n = len(items)
+    asyncio.run(produce(run.client, iter(items), n, name))
+    out: dict[str, Any] = {"events": n}
+    worker = Worker(run, env)
+    try:
+        rate, cpu = full_pipeline(run, worker, n)
+        out["service_events_per_s"] = round(rate)
+        out["worker_cpu_us_per_event"] = round(cpu * 1e6, 1) if cpu is not None else None
+        say(
+            f"  the service: {out['service_events_per_s']:,} events/s,"
+            f" {out['worker_cpu_us_per_event']} µs CPU/event"
+        )
+        if exact:
+            wanted = expected_alert_ids(settings, items)
+            have = asyncio.run(alert_ids(run.client, settings.recovery_alerts_topic))
+            out["alerts"] = len(have)
+            out["alerts_exact"] = have == wanted
+            say(f"  {len(have):,} alerts, exactly the pure pipeline's: {out['alerts_exact']}")
+    finally:
+        worker.stop()
+    if peer:
+        say(f"  the Quix Streams peer over the same {n:,} events ...")
+        found = quix_peer(run, settings, n, name)
+        if found is not None:
+            out["peer_events_per_s"] = round(found["events_per_s"])
+            out["peer_cpu_us_per_event"] = round(found["cpu_us_per_event"], 1)
+            out["service_vs_peer"] = round(out["service_events_per_s"] / found["events_per_s"], 2)
+            say(
+                f"  the peer: {out['peer_events_per_s']:,} events/s, {out['peer_cpu_us_per_event']} µs"
+                f" CPU/event; the service does {out['service_vs_peer']}x its events/s"
+            )
+    return out
 
 
 class Worker:
@@ -470,8 +631,12 @@ def run_bench(
     pin_worker: bool = False,
     workers: int = 1,
     inprocess_events: int = 200_000,
+    event_rate: float = 5000.0,
+    stress_events: int = 300_000,
+    alert_heavy_events: int = 200_000,
+    peer: bool = True,
 ) -> dict[str, Any]:
-    """Every measurement of issue #5 in one run; returns the result object."""
+    """Every measurement of issues #5 and #28 in one run; returns the result object."""
     local: LocalBroker | None = None
     if broker == "kafka":
         local = ApacheKafka()
@@ -489,13 +654,17 @@ def run_bench(
         "broker": local.name if local else url,
         "partitions": partitions,
         "cpu_count": os.cpu_count(),
+        "event_rate": event_rate,
     }
     try:
         env = run.env("main")
         settings = run.settings(env)
         ensure_topics(settings)
-        say(f"loading {events:,} generated events ({customers:,} customers) ...")
-        load = mixed_load(customers)
+        say(
+            f"loading {events:,} generated events ({customers:,} customers, {event_rate:,.0f} per second"
+            " of event time) ..."
+        )
+        load = mixed_load(customers, event_rate)
         seconds = asyncio.run(produce(run.client, generated(settings, events, load), events, "load"))
         result["load_events_per_s"] = round(events / seconds)
 
@@ -507,7 +676,7 @@ def run_bench(
         n_inprocess = min(inprocess_events, events)
         say(f"in process, no broker, over {n_inprocess:,} of the same events ...")
         result.update(  # the same events, stamped at the pace they were loaded
-            inprocess(settings, n_inprocess, mixed_load(customers), result["load_events_per_s"])
+            inprocess(settings, n_inprocess, mixed_load(customers, event_rate), result["load_events_per_s"])
         )
         say(
             f"  the intake agent {result['intake_inprocess_events_per_s']:,} events/s; the floor (decode,"
@@ -597,6 +766,32 @@ def run_bench(
             for other in others:
                 other.stop()
             worker.stop()
+        if peer:
+            say(f"the Quix Streams peer over the same {events:,} events ...")
+            found = quix_peer(run, settings, events, "main")
+            if found is not None:
+                result["peer_events_per_s"] = round(found["events_per_s"])
+                result["peer_cpu_us_per_event"] = round(found["cpu_us_per_event"], 1)
+                result["service_vs_peer"] = round(result["service_events_per_s"] / found["events_per_s"], 2)
+                say(
+                    f"  {result['peer_events_per_s']:,} events/s, {result['peer_cpu_us_per_event']} µs CPU"
+                    f" per event; the service does {result['service_vs_peer']}x its events/s"
+                )
+        if stress_events:
+            say(f"stress: {stress_events:,} events of the same mix, event time compressed ...")
+            stress = mixed_load(customers)
+            result["stress"] = load_phase(
+                run,
+                "stress",
+                [(m.stream, m.key or b"", m.value or b"") for m in stress.messages(stress_events)],
+                peer=False,
+                exact=False,
+            )
+        if alert_heavy_events:
+            say(f"alert-heavy: {alert_heavy_events:,} surveys from new customers, ~64% detractors ...")
+            result["alert_heavy"] = load_phase(
+                run, "alert-heavy", list(alert_heavy(alert_heavy_events, event_rate)), peer=peer, exact=True
+            )
 
         say(f"state: {state_customers:,} distinct customers ...")
         senv = run.env("state")
@@ -657,13 +852,24 @@ def run_bench(
             worker.stop()
         bare = result["faust_bare_events_per_s"]
         result["service_vs_bare"] = round(result["service_events_per_s"] / bare, 2) if bare else None
+        heavy = result.get("alert_heavy", {})
+
+        def at_most(value: float | None, limit: float) -> bool | None:
+            return None if value is None else value <= limit
+
+        def at_least(value: float | None, limit: float) -> bool | None:
+            return None if value is None else value >= limit
+
+        # issue #28's goals; None: not measured in this run
         result["targets"] = {
-            "throughput_50k": result["service_events_per_s"] >= 50_000,
-            "p99_100ms": result["p99_ms"] <= 100,
-            "rss_400mb": result["rss_mb"] <= 400,
-            "restart_30s": result["restart_s"] is not None and result["restart_s"] <= 30,
-            "at_least_80pct_of_bare_faust": result["service_vs_bare"] is not None
-            and result["service_vs_bare"] >= 0.8,
+            "cpu_40us_per_event": at_most(result["worker_cpu_us_per_event"], 40),
+            "cpu_60us_per_event_alert_heavy": at_most(heavy.get("worker_cpu_us_per_event"), 60),
+            "twice_the_peer": at_least(result.get("service_vs_peer"), 2),
+            "twice_the_peer_alert_heavy": at_least(heavy.get("service_vs_peer"), 2),
+            "p99_50ms": result["p99_ms"] <= 50,
+            "rss_400mb_1m_customers": result["rss_mb"] <= 400 if state_customers >= 1_000_000 else None,
+            "restart_10s": at_most(result["restart_s"], 10),
+            "alerts_exact": heavy.get("alerts_exact"),
         }
         return result
     finally:

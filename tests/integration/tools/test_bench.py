@@ -51,6 +51,10 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
             "3",
             "--workers",
             "2",  # the full pipeline's run with two workers in one group; the rest with the first
+            "--stress-events",
+            "1000",
+            "--alert-heavy-events",
+            "1000",
         ],
         capture_output=True,
         text=True,
@@ -67,3 +71,14 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
     assert "the service's full pipeline" in done.stderr  # progress went to stderr
     cpu = result["worker_cpu_us_per_event"]  # None when the whole run fell between two samples
     assert cpu is None or 0 < cpu < 100_000, cpu
+    # the Quix Streams peer (the bench extra is in dev) on the default and the alert-heavy load
+    assert result["peer_events_per_s"] > 0 and result["peer_cpu_us_per_event"] > 0
+    assert result["service_vs_peer"] > 0
+    stress, heavy = result["stress"], result["alert_heavy"]
+    assert stress["events"] == 1000 and stress["service_events_per_s"] > 0
+    assert "peer_events_per_s" not in stress  # the peer runs on the two loads of issue #28
+    assert heavy["events"] == 1000 and heavy["peer_events_per_s"] > 0
+    # every survey of the alert-heavy load is a new customer's: its alerts are known in advance
+    assert heavy["alerts_exact"] is True and heavy["alerts"] > 500, heavy
+    assert result["targets"]["alerts_exact"] is True
+    assert result["targets"]["rss_400mb_1m_customers"] is None  # not measured with 2,000 customers
