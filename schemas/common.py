@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -52,9 +52,24 @@ def parse_timestamp(value: Any) -> datetime:
         ) from None
 
 
+_FORMATTED: dict[datetime, str] = {}  # UTC times only: equal instants in other offsets print differently
+
+
 def format_timestamp(value: datetime) -> str:
-    """Render a timestamp as RFC 3339 in UTC with a ``Z`` suffix."""
-    text = value.isoformat().replace("+00:00", "Z")
+    """Render a timestamp as RFC 3339 with its offset, ``Z`` for UTC.
+
+    An alert carries four times and each follow-up event two, most of them shared by a
+    batch (its clock, the due times of its severities) or by the surveys of one second:
+    UTC times are remembered (a few thousand, then forgotten at once), ~0.1 µs a hit
+    against ~1 µs for ``isoformat``.
+    """
+    if value.tzinfo is not UTC:
+        return value.isoformat().replace("+00:00", "Z")
+    text = _FORMATTED.get(value)
+    if text is None:
+        if len(_FORMATTED) >= 8192:
+            _FORMATTED.clear()
+        text = _FORMATTED[value] = value.isoformat().replace("+00:00", "Z")
     return text
 
 

@@ -288,6 +288,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     handler = handlers.get(tp.topic)
                     kept: list[Message] = []  # this partition's records for its batch agent
                     r_before = read_offset[tp]
+                    if (
+                        handler is not None
+                        and messages
+                        and (r_before is None or messages[0].offset == r_before + 1)
+                        and messages[-1].offset - messages[0].offset == len(messages) - 1
+                    ):
+                        # the usual fetch: right after what was read, no gap, nothing seen before;
+                        # the loop below would keep every record and find no gap
+                        kept = list(messages)
+                        read_offset[tp] = messages[-1].offset
+                        messages = []
                     for message in messages:
                         offset = message.offset
                         r_offset = read_offset[tp]

@@ -40,6 +40,7 @@ class Records:
         self.builders: dict[tuple[str, int], list[Any]] = {}
         self.unplaced: list[tuple[str, bytes | None, bytes | None, Sequence[Header]]] = []
         self.count = 0
+        self._known: dict[str, int] = {}  # topic -> partitions, looked up once per stage
 
     def add(
         self,
@@ -52,7 +53,11 @@ class Records:
         """Queue one record; with no partition, the key's default partition is used."""
         self.count += 1
         if partition is None:
-            n = self._partitions(topic)
+            n = self._known.get(topic)
+            if n is None:
+                n = self._partitions(topic)
+                if n is not None:
+                    self._known[topic] = n
             if n is None or key is None:
                 self.unplaced.append((topic, key, value, headers))  # placed by the producer
                 return

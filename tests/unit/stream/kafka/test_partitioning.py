@@ -7,13 +7,13 @@ from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.kafka.partitioning import murmur2, owner_function, partition_for
+from stream.kafka.partitioning import murmur2, murmur2_python, owner_function, partition_for
 from stream.worker.delivery import default_partition
 
 
 @given(st.binary(max_size=600))
 def test_murmur2_equals_the_byte_at_a_time_reference(data: bytes) -> None:
-    assert murmur2(data) == reference(data)
+    assert murmur2(data) == reference(data) == murmur2_python(data)
 
 
 @given(st.binary(min_size=1, max_size=80), st.integers(1, 64))
@@ -31,4 +31,4 @@ def test_known_values_from_the_java_client() -> None:
     # org.apache.kafka.common.utils.Utils.murmur2 test vectors (UtilsTest.testMurmur2)
     cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536}
     for data, java in cases.items():
-        assert murmur2(data) == java & 0xFFFFFFFF
+        assert murmur2(data) == murmur2_python(data) == java & 0xFFFFFFFF
