@@ -166,6 +166,9 @@ class Pipeline:
         self.max_message_bytes = max_message_bytes
         self.policy = policy
         self.owner = owner
+        # alert ids are seen once or twice: placed without the customers' memo (``owner``
+        # may be an ``lru_cache``), which they would only churn
+        self.place: Callable[[str], int] = getattr(owner, "__wrapped__", owner)
         self.router = router or Router(DEFAULT_RULES)
         self.ticket_wait_s = ticket_wait_s
         self._kinds = {
@@ -450,7 +453,7 @@ class Pipeline:
 
     def _follow_up(self, doc: dict[str, Any], alert_id: str, out: BatchResult) -> None:
         # keyed and placed by alert id: the follow-up stage keeps its state by alert
-        out.emits.append(Emit(self.topics.followups, alert_id.encode(), doc, self.owner(alert_id)))
+        out.emits.append(Emit(self.topics.followups, alert_id.encode(), doc, self.place(alert_id)))
 
     def _kind_of(self, rec: Record) -> str:
         kind = self._kinds.get(rec.topic)
