@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream.kafka.topics import ensure_topics
 from stream.settings import Settings
@@ -145,11 +145,39 @@ class Service:
         finally:
             consumer.close()
 
-    def read_all(self, topics: list[str], settle_s: float = 3.0) -> list[Any]:
-        """Every record of ``topics`` once nothing new arrived for ``settle_s``."""
-        consumer = self.consumer(*topics, idle_ms=int(settle_s * 1000))
+    def read_all(self, topics: list[str], settle_s: float = 3.0, timeout_s: float = 120.0) -> list[Any]:
+        """Every record of ``topics``: at least up to their end offsets as of the call, then
+        whatever else arrives until nothing new came for ``settle_s``.
+
+        Reading to the end offsets first keeps a slow start (a consumer on busy cores can
+        take seconds to fetch its first records) from passing for "nothing more".
+        """
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap,
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(settle_s * 1000),
+        )
+        deadline = time.monotonic() + timeout_s
         try:
-            return list(consumer)
+            existing = consumer.topics()  # a topic not created (yet) has no records to read
+            tps = [
+                TopicPartition(topic, p)
+                for topic in topics
+                if topic in existing
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if not tps:
+                return []
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            records: list[Any] = []
+            while any(consumer.position(tp) < ends[tp] for tp in tps):
+                assert time.monotonic() < deadline, f"timed out reading {topics} to their end offsets"
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(batch)
+            records.extend(consumer)  # and what came since, until quiet
+            return records
         finally:
             consumer.close()
 
