@@ -243,26 +243,13 @@ async def raw_consume(client: dict[str, Any], topics: list[str], n: int) -> floa
         await consumer.stop()
 
 
-def faust_baseline(run: Run, mode: str, settings: Settings, n: int) -> float:
-    """Events/s of a Faust baseline worker (``bare`` or ``naive``) over the first ``n`` events."""
-    out = run.workdir / f"{mode}.json"
+def measured(module: str, args: list[str], log: Path, out: Path, env: dict[str, str] | None = None) -> Any:
+    """Run ``python -m module *args`` (a baseline or the peer) until it writes ``out``; its document."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream.tools.bench.faust_baselines",
-            mode,
-            run.url,
-            f"bench-{run.tag}-{mode}",
-            settings.survey_responses_topic,
-            settings.ticket_events_topic,
-            str(run.partitions),
-            str(n),
-            str(out),
-        ],
-        env=run.env(mode),  # its connection's security settings
+        [sys.executable, "-m", module, *args],
+        env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(run.workdir / f"{mode}.log", "wb"),  # noqa: SIM115
+        stderr=open(log, "wb"),  # noqa: SIM115
     )
     try:
         proc.wait(timeout=3600)
@@ -270,8 +257,26 @@ def faust_baseline(run: Run, mode: str, settings: Settings, n: int) -> float:
         if proc.poll() is None:
             proc.kill()
     if not out.exists():
-        raise click.ClickException(f"the {mode} Faust baseline failed; see {run.workdir / (mode + '.log')}")
-    doc = orjson.loads(out.read_bytes())
+        raise click.ClickException(f"{module} failed; see {log}")
+    return orjson.loads(out.read_bytes())
+
+
+def faust_baseline(run: Run, mode: str, settings: Settings, n: int) -> float:
+    """Events/s of a Faust baseline worker (``bare`` or ``naive``) over the first ``n`` events."""
+    out = run.workdir / f"{mode}.json"
+    args = [
+        mode,
+        run.url,
+        f"bench-{run.tag}-{mode}",
+        settings.survey_responses_topic,
+        settings.ticket_events_topic,
+        str(run.partitions),
+        str(n),
+        str(out),
+    ]
+    log = run.workdir / f"{mode}.log"
+    # run.env: its connection's security settings
+    doc = measured("stream.tools.bench.faust_baselines", args, log, out, run.env(mode))
     return float(doc["events"] / doc["seconds"])
 
 
@@ -287,32 +292,17 @@ def quix_peer(run: Run, settings: Settings, n: int, name: str) -> dict[str, floa
         say("  skipped: the peer connects in plaintext only")
         return None
     out = run.workdir / f"quix-{name}.json"
-    log = run.workdir / f"quix-{name}.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream.tools.bench.quix_peer",
-            run.bootstrap,
-            f"bench-{run.tag}-quix-{name}",
-            settings.survey_responses_topic,
-            settings.ticket_events_topic,
-            f"bench-{run.tag}-quix-{name}-alerts",
-            str(n),
-            str(out),
-            str(run.workdir / f"quix-{name}-state"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "wb"),  # noqa: SIM115
-    )
-    try:
-        proc.wait(timeout=3600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    if not out.exists():
-        raise click.ClickException(f"the Quix Streams peer failed; see {log}")
-    doc = orjson.loads(out.read_bytes())
+    args = [
+        run.bootstrap,
+        f"bench-{run.tag}-quix-{name}",
+        settings.survey_responses_topic,
+        settings.ticket_events_topic,
+        f"bench-{run.tag}-quix-{name}-alerts",
+        str(n),
+        str(out),
+        str(run.workdir / f"quix-{name}-state"),
+    ]
+    doc = measured("stream.tools.bench.quix_peer", args, run.workdir / f"quix-{name}.log", out)
     return {
         "events_per_s": doc["events"] / doc["seconds"],
         "cpu_us_per_event": 1e6 * doc["cpu_s"] / doc["events"],
@@ -387,17 +377,22 @@ def load_phase(
     finally:
         worker.stop()
     if peer:
-        say(f"  the Quix Streams peer over the same {n:,} events ...")
-        found = quix_peer(run, settings, n, name)
-        if found is not None:
-            out["peer_events_per_s"] = round(found["events_per_s"])
-            out["peer_cpu_us_per_event"] = round(found["cpu_us_per_event"], 1)
-            out["service_vs_peer"] = round(out["service_events_per_s"] / found["events_per_s"], 2)
-            say(
-                f"  the peer: {out['peer_events_per_s']:,} events/s, {out['peer_cpu_us_per_event']} µs"
-                f" CPU/event; the service does {out['service_vs_peer']}x its events/s"
-            )
+        against_peer(run, settings, n, name, out)
     return out
+
+
+def against_peer(run: Run, settings: Settings, n: int, name: str, result: dict[str, Any]) -> None:
+    """The peer over the ``n`` events the service did (``result``): its figures into ``result``."""
+    say(f"  the Quix Streams peer over the same {n:,} events ...")
+    found = quix_peer(run, settings, n, name)
+    if found is not None:
+        result["peer_events_per_s"] = round(found["events_per_s"])
+        result["peer_cpu_us_per_event"] = round(found["cpu_us_per_event"], 1)
+        result["service_vs_peer"] = round(result["service_events_per_s"] / found["events_per_s"], 2)
+        say(
+            f"  the peer: {result['peer_events_per_s']:,} events/s, {result['peer_cpu_us_per_event']} µs"
+            f" CPU/event; the service does {result['service_vs_peer']}x its events/s"
+        )
 
 
 class Worker:
@@ -767,16 +762,7 @@ def run_bench(
                 other.stop()
             worker.stop()
         if peer:
-            say(f"the Quix Streams peer over the same {events:,} events ...")
-            found = quix_peer(run, settings, events, "main")
-            if found is not None:
-                result["peer_events_per_s"] = round(found["events_per_s"])
-                result["peer_cpu_us_per_event"] = round(found["cpu_us_per_event"], 1)
-                result["service_vs_peer"] = round(result["service_events_per_s"] / found["events_per_s"], 2)
-                say(
-                    f"  {result['peer_events_per_s']:,} events/s, {result['peer_cpu_us_per_event']} µs CPU"
-                    f" per event; the service does {result['service_vs_peer']}x its events/s"
-                )
+            against_peer(run, settings, events, "main", result)
         if stress_events:
             say(f"stress: {stress_events:,} events of the same mix, event time compressed ...")
             stress = mixed_load(customers)
