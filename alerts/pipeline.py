@@ -161,14 +161,15 @@ class Pipeline:
         router: Router | None = None,
         ticket_wait_s: float = 0.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        place: Callable[[str], int] | None = None,
     ) -> None:
         self.topics = topics
         self.max_message_bytes = max_message_bytes
         self.policy = policy
         self.owner = owner
-        # alert ids are seen once or twice: placed without the customers' memo (``owner``
-        # may be an ``lru_cache``), which they would only churn
-        self.place: Callable[[str], int] = getattr(owner, "__wrapped__", owner)
+        # ``place(alert_id)``: the follow-up's partition, by the same partitioner as ``owner``;
+        # given apart so that alert ids (seen once or twice) stay out of a memo of customers
+        self.place: Callable[[str], int] = place or owner
         self.router = router or Router(DEFAULT_RULES)
         self.ticket_wait_s = ticket_wait_s
         self._kinds = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alerts.pipeline import Pipeline, Topics
-from stream.kafka.partitioning import owner_function
+from stream.kafka.partitioning import owner_function, placement
 from stream.settings import Settings
 
 
@@ -26,4 +26,5 @@ def pipeline_from(settings: Settings) -> Pipeline:
         settings.router(),
         settings.ticket_wait_s,
         settings.max_message_bytes,
+        place=placement(settings.partitions),
     )

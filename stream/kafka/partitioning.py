@@ -54,6 +54,18 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def placement(partitions: int) -> Callable[[str], int]:
+    """Return ``key -> partition`` as Kafka's default partitioner places it, without a memo.
+
+    For keys seen once or twice (alert ids): a memo would only churn.
+    """
+
+    def place(key: str) -> int:
+        return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+    return place
+
+
 def owner_function(partitions: int) -> Callable[[str], int]:
     """Return ``customer_id -> partition`` as Kafka's default partitioner would place its key."""
 

@@ -53,11 +53,7 @@ class Records:
         """Queue one record; with no partition, the key's default partition is used."""
         self.count += 1
         if partition is None:
-            n = self._known.get(topic)
-            if n is None:
-                n = self._partitions(topic)
-                if n is not None:
-                    self._known[topic] = n
+            n = self._known.get(topic) or self._partitions(topic)
             if n is None or key is None:
                 self.unplaced.append((topic, key, value, headers))  # placed by the producer
                 return
@@ -72,10 +68,15 @@ class Records:
             builders.append(builder)
 
     def _partitions(self, topic: str) -> int | None:
+        """The topic's partition count, looked up once per stage (None while unknown)."""
         if self.partitions_of is not None:
-            return self.partitions_of(topic)
-        found = self.producer.client.cluster.partitions_for_topic(topic)
-        return len(found) if found else None
+            n = self.partitions_of(topic)
+        else:
+            found = self.producer.client.cluster.partitions_for_topic(topic)
+            n = len(found) if found else None
+        if n is not None:
+            self._known[topic] = n
+        return n
 
     async def send(self) -> list[asyncio.Future[Any]]:
         """Submit every batch; returns the futures the broker's acknowledgements resolve."""

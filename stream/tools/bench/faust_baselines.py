@@ -3,14 +3,13 @@
 ``bare``: an agent that only iterates events (Faust's per-message path, nothing else).
 ``naive``: the idiomatic per-event Faust pipeline doing the service's work: validate,
 customer state in a table (``table[key] = value``), windows, detect, send.
-Both write ``{"events": n, "seconds": s}`` to a file when they reach the target.
+Both write ``{"events", "seconds", "cpu_s"}`` to a file when they reach the target (``counter``).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from alerts.windows import PartitionWindows
 from stream.kafka.partitioning import owner_function
 from stream.kafka.security import faust_credentials
 from stream.settings import Settings
+from stream.tools.bench.counter import TargetCount
 
 
 def main(
@@ -42,17 +42,7 @@ def main(
         datadir=f"/tmp/{app_id}-data",
     )
     topic = app.topic(surveys, tickets, key_serializer="raw", value_serializer="raw")
-    state: dict[str, Any] = {"n": 0, "t0": 0.0}
-
-    def count() -> None:
-        if state["n"] == 0:
-            state["t0"] = time.perf_counter()
-        state["n"] += 1
-        if state["n"] >= target:
-            seconds = time.perf_counter() - state["t0"]
-            with open(out, "wb") as f:
-                f.write(orjson.dumps({"events": state["n"], "seconds": seconds}))
-            os._exit(0)
+    count = TargetCount(target, out)
 
     if mode == "bare":
 

@@ -19,17 +19,15 @@ deterministic deliveries. Its count stops at ``target`` records and writes
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from quixstreams import Application, State, message_context
 
 from schemas.inputs import SurveyResponse, TicketEvent
+from stream.tools.bench.counter import TargetCount
 
 
 def main(
@@ -46,7 +44,6 @@ def main(
     survey_topic = app.topic(surveys, key_deserializer="str", value_deserializer="bytes")
     ticket_topic = app.topic(tickets, key_deserializer="str", value_deserializer="bytes")
     alert_topic = app.topic(alerts, key_serializer="str", value_serializer="json")
-    progress: dict[str, float] = {"n": 0, "t0": 0.0, "cpu0": 0.0}
 
     def validate(raw: bytes) -> SurveyResponse | TicketEvent | None:
         model = SurveyResponse if message_context().topic == surveys else TicketEvent
@@ -95,25 +92,11 @@ def main(
             "recent_scores": recent,
         }
 
-    def count(_value: Any) -> None:
-        if progress["n"] == 0:
-            progress["t0"], progress["cpu0"] = time.perf_counter(), time.process_time()
-        progress["n"] += 1
-        if progress["n"] >= target:
-            doc = {
-                "events": progress["n"],
-                "seconds": time.perf_counter() - progress["t0"],
-                "cpu_s": time.process_time() - progress["cpu0"],
-            }
-            with open(out, "wb") as f:
-                f.write(orjson.dumps(doc))
-            os._exit(0)  # the measurement is done: no graceful shutdown to time
-
     sdf = app.dataframe(survey_topic).concat(app.dataframe(ticket_topic))
     sdf = sdf.apply(validate)
     sdf = sdf.set_timestamp(event_time)
     sdf = sdf.apply(track, stateful=True)
-    sdf = sdf.update(count)
+    sdf = sdf.update(TargetCount(target, out))
     raised = sdf.filter(lambda alert: alert is not None)
     raised = raised.to_topic(alert_topic, key=lambda alert: alert["customer_id"])
     per_team = raised.group_by("team").tumbling_window(timedelta(hours=1)).count().final()

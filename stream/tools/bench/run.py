@@ -65,6 +65,24 @@ def _process_tree(pid: int) -> list[int]:
     return found
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system, all threads) that ``pids`` have used; a process gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (every core; not idle, not waiting for I/O)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def pin(pids: list[int], cpus: set[int]) -> None:
     """Run every thread of ``pids`` on ``cpus`` only (threads that are gone are skipped)."""
     for pid in pids:
@@ -733,6 +751,9 @@ def run_bench(
                     set(cores[1:]),
                 )
             ran0, waited0 = worker.main_thread_sched_s()
+            # who else used the cores meanwhile: the broker, this process (the load and its reader)
+            broker_tree = _process_tree(broker_proc.pid) if broker_proc is not None else []
+            others0 = (_cpu_s(broker_tree), _cpu_s([os.getpid()]), _machine_busy_s(), worker.cpu_s())
             t0 = time.monotonic()
             try:
                 p50, p99, n = asyncio.run(latency(run, settings, latency_rate, latency_seconds, load.clock))
@@ -740,7 +761,11 @@ def run_bench(
                 if pinned:
                     pin([worker.proc.pid, os.getpid(), *broker_pids], set(cores))
             ran1, waited1 = worker.main_thread_sched_s()
+            others1 = (_cpu_s(broker_tree), _cpu_s([os.getpid()]), _machine_busy_s(), worker.cpu_s())
             elapsed = time.monotonic() - t0
+            broker_pct, load_pct, machine_pct, worker_pct = (
+                round(100 * (b - a) / elapsed) for a, b in zip(others0, others1, strict=True)
+            )
             result.update(
                 p50_ms=round(p50, 1),
                 p99_ms=round(p99, 1),
@@ -751,11 +776,23 @@ def run_bench(
                 # but waiting for one of the machine's cores (kernel schedstat)
                 latency_main_thread_ran_pct=round(100 * (ran1 - ran0) / elapsed),
                 latency_main_thread_cpu_wait_pct=round(100 * (waited1 - waited0) / elapsed),
+                # percent of one core over the phase: the worker (all threads), the broker (None
+                # when not started by the bench), the load generator with its reader, every process
+                latency_worker_cpu_pct=worker_pct,
+                latency_broker_cpu_pct=broker_pct if broker_proc is not None else None,
+                latency_load_cpu_pct=load_pct,
+                latency_machine_cpu_pct=machine_pct,
+                latency_machine_cores=os.cpu_count(),
             )
             say(
                 f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms over {n:,} alerts; the worker's main thread ran"
                 f" {result['latency_main_thread_ran_pct']}% of the time and waited for a core"
                 f" {result['latency_main_thread_cpu_wait_pct']}%"
+            )
+            say(
+                f"  CPU over the phase (percent of one core): the worker {worker_pct}%, the broker"
+                f" {result['latency_broker_cpu_pct']}%, the load and its reader {load_pct}%; every process"
+                f" {machine_pct}% of {(os.cpu_count() or 1) * 100}%"
             )
         finally:
             for other in others:

@@ -68,6 +68,10 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
     assert [k for k in sorted(KEYS) if not result[k] > 0] == [], result
     assert set(result["floor_us_per_event"]) == {"decode", "validate", "partition", "state", "changelog"}
     assert result["latency_main_thread_ran_pct"] >= 0 and result["latency_main_thread_cpu_wait_pct"] >= 0
+    # who used the cores during the latency phase; a broker given by URL is not the bench's to watch
+    assert result["latency_broker_cpu_pct"] is None
+    assert result["latency_load_cpu_pct"] > 0 and result["latency_worker_cpu_pct"] >= 0
+    assert result["latency_machine_cpu_pct"] >= result["latency_load_cpu_pct"] - 5
     assert "the service's full pipeline" in done.stderr  # progress went to stderr
     cpu = result["worker_cpu_us_per_event"]  # None when the whole run fell between two samples
     assert cpu is None or 0 < cpu < 100_000, cpu

@@ -7,7 +7,7 @@ from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.kafka.partitioning import murmur2, murmur2_python, owner_function, partition_for
+from stream.kafka.partitioning import murmur2, murmur2_python, owner_function, partition_for, placement
 from stream.worker.delivery import default_partition
 
 
@@ -25,6 +25,11 @@ def test_keys_land_where_the_default_partitioner_puts_them(key: bytes, n: int) -
 @given(st.text(min_size=1, max_size=60), st.integers(1, 64))
 def test_a_customer_is_owned_by_its_key_partition(customer_id: str, n: int) -> None:
     assert owner_function(n)(customer_id) == partition_for(customer_id.encode(), n)
+
+
+@given(st.text(min_size=1, max_size=60), st.integers(1, 64))
+def test_the_unmemoized_placement_agrees_with_the_owner(key: str, n: int) -> None:
+    assert placement(n)(key) == owner_function(n)(key) == partition_for(key.encode(), n)
 
 
 def test_known_values_from_the_java_client() -> None:
