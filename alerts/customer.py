@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from schemas.inputs import CustomerProfile, SurveyResponse, TicketEvent
+from schemas.fast import FastSurvey, FastTicket
+from schemas.inputs import CustomerProfile
 
 MAX_TICKETS = 50
 MAX_RESPONSES = 100
@@ -152,7 +153,7 @@ class CustomerState:
 
     # -- tickets ---------------------------------------------------------------
 
-    def apply_ticket_event(self, ev: TicketEvent) -> bool:
+    def apply_ticket_event(self, ev: FastTicket) -> bool:
         """Fold a ticket event into the state. Returns False for a duplicate delivery."""
         if ev.event_id in self.seen_events:
             return False
@@ -214,7 +215,7 @@ class CustomerState:
 
     # -- answers ---------------------------------------------------------------
 
-    def record_answer(self, resp: SurveyResponse) -> Answer:
+    def record_answer(self, resp: FastSurvey) -> Answer:
         """Store (or replace, for an edit) a response's answers; returns the stored answer.
 
         The kinds already alerted for the response id are carried over, so an edit

@@ -11,7 +11,7 @@ from alerts.ids import stable_id
 from alerts.policy import AlertPolicy, Finding
 from alerts.routing import DEFAULT_RULES, Router
 from schemas.common import SCHEMA_VERSION, format_timestamp
-from schemas.inputs import SurveyResponse
+from schemas.fast import FastSurvey
 
 
 def _ts(seconds: float | None) -> str | None:
@@ -69,7 +69,7 @@ class Detection:
 
 def detect(
     state: CustomerState,
-    resp: SurveyResponse,
+    resp: FastSurvey,
     policy: AlertPolicy,
     now: datetime,
     router: Router | None = None,
@@ -133,7 +133,7 @@ def route_facts(
 
 def _alert(
     f: Finding,
-    resp: SurveyResponse,
+    resp: FastSurvey,
     ticket: Ticket | None,
     context: dict[str, Any],
     policy: AlertPolicy,

@@ -10,7 +10,7 @@ from alerts.detector import customer_context, route_facts
 from alerts.ids import stable_id
 from alerts.routing import Router
 from schemas.common import SCHEMA_VERSION, format_timestamp
-from schemas.inputs import TicketEvent
+from schemas.fast import FastTicket
 
 
 def ticket_summary(t: Ticket) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def escalation(
     }
 
 
-def ticket_escalation(ev: TicketEvent, state: CustomerState, router: Router, now: datetime) -> dict[str, Any]:
+def ticket_escalation(ev: FastTicket, state: CustomerState, router: Router, now: datetime) -> dict[str, Any]:
     """The escalation a ticket's ``escalated`` event raises."""
     ticket = state.tickets.get(ev.ticket_id)
     return escalation(

@@ -15,7 +15,7 @@ from statistics import NormalDist
 from alerts.customer import Answer, Ticket
 from alerts.scores import F, Stats, Value, answer_stats, zero
 from alerts.windows import Dim, PartitionWindows
-from schemas.inputs import TicketEvent
+from schemas.fast import FastTicket
 
 OVERALL: Dim = ("overall", "all")
 
@@ -104,7 +104,7 @@ class Before:
         return cls(ticket.first_response_at is None, ticket.answered, ticket.awaiting_since)
 
 
-def ticket_stats(ev: TicketEvent, ticket: Ticket, at: float, before: Before) -> Stats | None:
+def ticket_stats(ev: FastTicket, ticket: Ticket, at: float, before: Before) -> Stats | None:
     """The KPI contribution of a (non-duplicate) ticket event, or None if it has none.
 
     Speed of answer: the first ``queue_seconds`` of a ticket (on ``assigned`` or
@@ -157,7 +157,7 @@ def ticket_dims(ticket: Ticket) -> list[Dim]:
 
 
 def count_ticket(
-    pw: PartitionWindows, ev: TicketEvent, ticket: Ticket, at: float, before: Before
+    pw: PartitionWindows, ev: FastTicket, ticket: Ticket, at: float, before: Before
 ) -> list[int]:
     """Count a ticket event's KPIs; returns the late windows' indexes."""
     stats = ticket_stats(ev, ticket, at, before)

@@ -25,7 +25,16 @@ from alerts.policy import AlertPolicy
 from alerts.routing import DEFAULT_RULES, Router
 from alerts.windows import PartitionWindows
 from schemas.common import SCHEMA_VERSION
-from schemas.inputs import CustomerProfile, Scores, SurveyResponse, TicketEvent
+from schemas.fast import (
+    FastSurvey,
+    FastTicket,
+    decode_survey,
+    decode_ticket,
+    from_model,
+    held_text,
+    survey_from,
+)
+from schemas.inputs import CustomerProfile, SurveyResponse, TicketEvent
 from schemas.validate import Rejection, decode_json, validate_doc
 
 SURVEY = "survey_response"
@@ -42,10 +51,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 # Surveys of one customer that may wait for their tickets at once (each up to ~11 KB in the
 # customer's state, which is one Kafka record).
 MAX_HELD = 20
-_HELD_FIELDS: dict[str, Any] = {
-    **dict.fromkeys(SurveyResponse.model_fields, True),
-    "scores": set(Scores.model_fields),
-}
 
 
 @dataclass(slots=True)
@@ -225,7 +230,7 @@ class Pipeline:
             if pw is not None:
                 pw.begin(source, rec.offset)
             late: list[int] = []
-            if isinstance(event, TicketEvent):
+            if isinstance(event, FastTicket):
                 before = state.tickets.get(event.ticket_id)
                 kpi_before = Before.of(before)
                 facts = (before.team, before.channel, before.agent_id, before.category) if before else None
@@ -263,7 +268,7 @@ class Pipeline:
     def _survey(
         self,
         state: CustomerState,
-        event: SurveyResponse,
+        event: FastSurvey,
         pw: PartitionWindows | None,
         out: BatchResult,
         now: datetime,
@@ -297,7 +302,7 @@ class Pipeline:
         return late
 
     def _hold(
-        self, state: CustomerState, event: SurveyResponse, rec: Record, now: datetime, out: BatchResult
+        self, state: CustomerState, event: FastSurvey, rec: Record, now: datetime, out: BatchResult
     ) -> bool:
         """Hold a survey that names a ticket not seen yet (its events travel on another topic).
 
@@ -310,9 +315,9 @@ class Pipeline:
             orjson.loads(h[0])["response_id"] != event.response_id for h in state.held
         ):
             return False  # enough of this customer's surveys wait already: this one goes on now
-        # the contract's fields only: a survey may carry any extra fields, and the held copy
-        # lives in the customer's state, whose changelog record must stay small
-        doc = event.model_dump_json(include=_HELD_FIELDS, exclude_none=True)
+        # the contract's fields only (a struct keeps no others): a survey may carry any extra
+        # fields, and the held copy lives in the customer's state, whose record must stay small
+        doc = held_text(event)
         for h in state.held:
             if orjson.loads(h[0])["response_id"] == event.response_id:
                 h[0] = doc
@@ -337,7 +342,7 @@ class Pipeline:
         at = now.timestamp() if at is None else at
         keep = []
         for h in state.held:
-            event = SurveyResponse.model_validate(orjson.loads(h[0]))
+            event = _held_survey(h[0])
             if event.ticket_id != ticket_id and at - h[1] < self.ticket_wait_s:
                 keep.append(h)
                 continue
@@ -462,15 +467,23 @@ class Pipeline:
             kind = dict(rec.headers).get(KIND_HEADER, b"").decode() or "unknown"
         return kind
 
-    def _parse(self, kind: str, rec: Record) -> SurveyResponse | TicketEvent | Rejection:
+    def _parse(self, kind: str, rec: Record) -> FastSurvey | FastTicket | Rejection:
+        """The survey or ticket event in ``rec``: the hot path's struct, or pydantic's rejection."""
+        if kind == SURVEY:
+            fast: FastSurvey | FastTicket | None = decode_survey(rec.value) if rec.value else None
+            model: type[SurveyResponse] | type[TicketEvent] = SurveyResponse
+        elif kind == TICKET:
+            fast, model = (decode_ticket(rec.value) if rec.value else None), TicketEvent
+        else:
+            return Rejection("unknown_source", f"no schema for records of kind {kind!r}")
+        if fast is not None:
+            return fast
+        # refused by the struct: pydantic, the contract, says why (or accepts an edge it refused)
         doc = decode_json(rec.value)
         if isinstance(doc, Rejection):
             return doc
-        if kind == SURVEY:
-            return validate_doc(SurveyResponse, doc)
-        if kind == TICKET:
-            return validate_doc(TicketEvent, doc)
-        return Rejection("unknown_source", f"no schema for records of kind {kind!r}")
+        checked = validate_doc(model, doc)
+        return checked if isinstance(checked, Rejection) else from_model(checked)
 
     def _forward(self, rec: Record, kind: str, cid: str, partition: int, out: BatchResult) -> None:
         """Send ``rec`` to the re-key topic on its customer's partition (it arrived on another)."""
@@ -488,6 +501,15 @@ class Pipeline:
             partition,
             [(KIND_HEADER, kind.encode()), (ORIGIN_HEADER, origin)],
         )
+
+
+def _held_survey(text: str) -> FastSurvey:
+    """A held survey back from the customer's state (written by ``held_text``, or by pydantic before)."""
+    raw = text.encode()
+    fast = decode_survey(raw)
+    if fast is not None:
+        return fast
+    return survey_from(SurveyResponse.model_validate(orjson.loads(raw)))
 
 
 def _key_text(key: bytes | None) -> str | Rejection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from schemas.inputs import Scores
+from schemas.fast import FastScores
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class AlertPolicy:
         )
 
     def classify(
-        self, scores: Scores, tier: str | None = None, account_value: float | None = None
+        self, scores: FastScores, tier: str | None = None, account_value: float | None = None
     ) -> list[Finding]:
         """Return every reason these scores need a follow-up, in a stable order."""
         checks: list[tuple[str, str, int | None, int | None, int]] = [
