@@ -13,11 +13,27 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from alerts.customer import Answer, Ticket
-from alerts.scores import F, Stats, Value, answer_stats, zero
+from alerts.scores import F, Pairs, Stats, Value, answer_pairs, dense
 from alerts.windows import Dim, PartitionWindows
 from schemas.fast import FastTicket
 
 OVERALL: Dim = ("overall", "all")
+_ASA_N, _ASA_SUM, _ASA_SQ = int(F.ASA_N), int(F.ASA_SUM), int(F.ASA_SQ)
+_FRT_N, _FRT_SUM, _ART_N, _ART_SUM, _ART_SQ = (
+    int(F.FRT_N),
+    int(F.FRT_SUM),
+    int(F.ART_N),
+    int(F.ART_SUM),
+    int(F.ART_SQ),
+)
+_CREATED, _RESOLVED, _FCR, _REOPENED, _ESCALATED = (
+    int(F.CREATED),
+    int(F.RESOLVED),
+    int(F.FCR),
+    int(F.REOPENED),
+    int(F.ESCALATED),
+)
+_AHT_N, _AHT_SUM = int(F.AHT_N), int(F.AHT_SUM)
 
 
 def answer_dims(answer: Answer, ticket: Ticket | None) -> list[Dim]:
@@ -50,11 +66,11 @@ def reattribute(pw: PartitionWindows, answers: Iterable[Answer], ticket: Ticket)
         old = [(d, k) for d, k in a.dims]
         if dims == old:
             continue
-        stats = stats_of(a)
+        pairs = pairs_of(a)
         # only the dimensions that changed move (overall never does); a bucket that has
         # expired meanwhile is recreated and expired again by the next ``expire``
-        pw.apply([d for d in old if d not in dims], a.submitted_at, stats, a.windows, sign=-1.0)
-        pw.apply([d for d in dims if d not in old], a.submitted_at, stats, a.windows)
+        pw.apply_pairs([d for d in old if d not in dims], a.submitted_at, pairs, a.windows, removal=True)
+        pw.apply_pairs([d for d in dims if d not in old], a.submitted_at, pairs, a.windows)
         a.dims = [[d, k] for d, k in dims]
         moved += 1
     return moved
@@ -62,7 +78,12 @@ def reattribute(pw: PartitionWindows, answers: Iterable[Answer], ticket: Ticket)
 
 def stats_of(a: Answer) -> Stats:
     """The window contribution of a stored answer."""
-    return answer_stats(a.nps, a.csat, a.ces, a.stars, a.ves, a.goal)
+    return dense(pairs_of(a))
+
+
+def pairs_of(a: Answer) -> Pairs:
+    """``stats_of``, sparse."""
+    return answer_pairs(a.nps, a.csat, a.ces, a.stars, a.ves, a.goal)
 
 
 def count_answer(pw: PartitionWindows, previous: Answer | None, answer: Answer, dims: list[Dim]) -> list[int]:
@@ -74,16 +95,16 @@ def count_answer(pw: PartitionWindows, previous: Answer | None, answer: Answer, 
         answer.windows = previous.windows if previous is not None else pw.open_mask(answer.submitted_at)
         return []
     if previous is not None and previous.windows:
-        pw.apply(
+        pw.apply_pairs(
             [(d, k) for d, k in previous.dims],
             previous.submitted_at,
-            stats_of(previous),
+            pairs_of(previous),
             previous.windows,
-            sign=-1.0,
+            removal=True,
         )
     pw.observe(answer.submitted_at)
     mask = pw.open_mask(answer.submitted_at)
-    pw.apply(dims, answer.submitted_at, stats_of(answer), mask)
+    pw.apply_pairs(dims, answer.submitted_at, pairs_of(answer), mask)
     answer.dims = [[d, k] for d, k in dims]
     answer.windows = mask
     return pw.late(mask)
@@ -105,45 +126,50 @@ class Before:
 
 
 def ticket_stats(ev: FastTicket, ticket: Ticket, at: float, before: Before) -> Stats | None:
-    """The KPI contribution of a (non-duplicate) ticket event, or None if it has none.
+    """The KPI contribution of a (non-duplicate) ticket event, or None if it has none."""
+    pairs = ticket_pairs(ev, ticket, at, before)
+    return None if pairs is None else dense(pairs)
+
+
+def ticket_pairs(ev: FastTicket, ticket: Ticket, at: float, before: Before) -> Pairs | None:
+    """``ticket_stats``, sparse (zeros left out).
 
     Speed of answer: the first ``queue_seconds`` of a ticket (on ``assigned`` or
     ``first_response``; abandoned contacts carry none). Reply time: from the customer's first
     unanswered ``customer_reply`` to the next ``agent_reply`` (an agent reply dated before it
     answers nothing)."""
-    s = zero()
+    s: Pairs = []
     kind = ev.type
-    counted = False
     if kind in ("assigned", "first_response") and ev.queue_seconds is not None and not before.answered:
         q = float(ev.queue_seconds)
-        s[F.ASA_N], s[F.ASA_SUM], s[F.ASA_SQ] = 1, q, q * q
-        counted = True
+        s += ((_ASA_N, 1), (_ASA_SUM, q), (_ASA_SQ, q * q))
     if kind == "created":
-        s[F.CREATED] = 1
+        s.append((_CREATED, 1))
     elif kind == "first_response":
         if not before.first_response or ticket.opened_at is None or at < ticket.opened_at:
-            return s if counted else None
-        s[F.FRT_N], s[F.FRT_SUM] = 1, at - ticket.opened_at
+            return s or None
+        s += ((_FRT_N, 1), (_FRT_SUM, at - ticket.opened_at))
     elif kind == "agent_reply":
         if before.awaiting_since is None or at < before.awaiting_since:
             return None
         gap = at - before.awaiting_since
-        s[F.ART_N], s[F.ART_SUM], s[F.ART_SQ] = 1, gap, gap * gap
+        s += ((_ART_N, 1), (_ART_SUM, gap), (_ART_SQ, gap * gap))
     elif kind == "assigned":
-        return s if counted else None
+        return s or None
     elif kind == "resolved":
-        s[F.RESOLVED] = 1
-        s[F.FCR] = 1 if ticket.reopened == 0 and not ticket.escalated and ticket.agent_replies == 0 else 0
+        s.append((_RESOLVED, 1))
+        if ticket.reopened == 0 and not ticket.escalated and ticket.agent_replies == 0:
+            s.append((_FCR, 1))
         parts = [v for v in (ev.talk_seconds, ev.hold_seconds, ev.wrap_seconds) if v is not None]
         if parts:
-            s[F.AHT_N], s[F.AHT_SUM] = 1, sum(parts)
+            s += ((_AHT_N, 1), (_AHT_SUM, sum(parts)))
     elif kind == "reopened":
-        s[F.REOPENED] = 1
+        s.append((_REOPENED, 1))
     elif kind == "escalated":
-        s[F.ESCALATED] = 1
+        s.append((_ESCALATED, 1))
     else:
         return None
-    return s
+    return [(i, v) for i, v in s if v]
 
 
 def ticket_dims(ticket: Ticket) -> list[Dim]:
@@ -160,12 +186,12 @@ def count_ticket(
     pw: PartitionWindows, ev: FastTicket, ticket: Ticket, at: float, before: Before
 ) -> list[int]:
     """Count a ticket event's KPIs; returns the late windows' indexes."""
-    stats = ticket_stats(ev, ticket, at, before)
+    pairs = ticket_pairs(ev, ticket, at, before)
     pw.observe(at)
-    if stats is None:
+    if pairs is None:
         return []
     mask = pw.open_mask(at)
-    pw.apply(ticket_dims(ticket), at, stats, mask)
+    pw.apply_pairs(ticket_dims(ticket), at, pairs, mask)
     return pw.late(mask)
 
 

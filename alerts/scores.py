@@ -76,6 +76,28 @@ def add_into(acc: Stats, other: Stats, sign: float = 1.0) -> None:
             acc[i] += sign * v
 
 
+Pairs = list[tuple[int, float]]  # a sparse stats vector: (position, value), nonzero values only
+_NPS_N, _PROMOTERS, _PASSIVES, _DETRACTORS = (
+    int(F.NPS_N),
+    int(F.PROMOTERS),
+    int(F.PASSIVES),
+    int(F.DETRACTORS),
+)
+_CSAT_N, _CSAT_SAT = int(F.CSAT_N), int(F.CSAT_SAT)
+_CES_N, _CES_SUM, _CES_SQ, _CES_EASY = int(F.CES_N), int(F.CES_SUM), int(F.CES_SQ), int(F.CES_EASY)
+_STARS_N, _STARS_SUM, _STARS_SQ = int(F.STARS_N), int(F.STARS_SUM), int(F.STARS_SQ)
+_VES_N, _VES_SUM, _VES_SQ = int(F.VES_N), int(F.VES_SUM), int(F.VES_SQ)
+_GOAL_N, _GOAL_YES = int(F.GOAL_N), int(F.GOAL_YES)
+
+
+def dense(pairs: Pairs) -> Stats:
+    """The full vector of a sparse one."""
+    s = zero()
+    for i, v in pairs:
+        s[i] += v
+    return s
+
+
 def answer_stats(
     nps: int | None,
     csat: int | None,
@@ -85,24 +107,40 @@ def answer_stats(
     goal: bool | None,
 ) -> Stats:
     """The contribution of one survey answer."""
-    s = zero()
+    return dense(answer_pairs(nps, csat, ces, stars, ves, goal))
+
+
+def answer_pairs(
+    nps: int | None,
+    csat: int | None,
+    ces: int | None,
+    stars: int | None,
+    ves: float | None,
+    goal: bool | None,
+) -> Pairs:
+    """``answer_stats``, sparse: what the windows add per answer (the hot path)."""
+    out: Pairs = []
     if nps is not None:
-        s[F.NPS_N] = 1
-        s[F.PROMOTERS if nps >= 9 else F.PASSIVES if nps >= 7 else F.DETRACTORS] = 1
+        out += ((_NPS_N, 1), (_PROMOTERS if nps >= 9 else _PASSIVES if nps >= 7 else _DETRACTORS, 1))
     if csat is not None:
-        s[F.CSAT_N] = 1
-        s[F.CSAT_SAT] = 1 if csat >= 4 else 0
+        out.append((_CSAT_N, 1))
+        if csat >= 4:
+            out.append((_CSAT_SAT, 1))
     if ces is not None:
-        s[F.CES_N], s[F.CES_SUM], s[F.CES_SQ] = 1, ces, ces * ces
-        s[F.CES_EASY] = 1 if ces >= 5 else 0
+        out += ((_CES_N, 1), (_CES_SUM, ces), (_CES_SQ, ces * ces))
+        if ces >= 5:
+            out.append((_CES_EASY, 1))
     if stars is not None:
-        s[F.STARS_N], s[F.STARS_SUM], s[F.STARS_SQ] = 1, stars, stars * stars
+        out += ((_STARS_N, 1), (_STARS_SUM, stars), (_STARS_SQ, stars * stars))
     if ves is not None:
-        s[F.VES_N], s[F.VES_SUM], s[F.VES_SQ] = 1, ves, ves * ves
+        out.append((_VES_N, 1))
+        if ves:
+            out += ((_VES_SUM, ves), (_VES_SQ, ves * ves))
     if goal is not None:
-        s[F.GOAL_N] = 1
-        s[F.GOAL_YES] = 1 if goal else 0
-    return s
+        out.append((_GOAL_N, 1))
+        if goal:
+            out.append((_GOAL_YES, 1))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

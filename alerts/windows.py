@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any
 
-from alerts.scores import WIDTH, Stats, zero
+from alerts.scores import WIDTH, Pairs, Stats, zero
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 Dim = tuple[str, str]
@@ -112,19 +112,23 @@ class PartitionWindows:
         return mask
 
     def apply(self, dims: Iterable[Dim], ts: float, stats: Stats, mask: int, sign: float = 1.0) -> None:
-        """Add (or with ``sign=-1`` remove) ``stats`` at ``ts`` in the windows of ``mask``.
+        """Add (or with ``sign=-1`` remove) ``stats`` at ``ts`` in the windows of ``mask``."""
+        self.apply_pairs(dims, ts, [(i, v) for i, v in enumerate(stats) if v], mask, sign < 0)
+
+    def apply_pairs(
+        self, dims: Iterable[Dim], ts: float, pairs: Pairs, mask: int, removal: bool = False
+    ) -> None:
+        """``apply`` with a sparse vector (the hot path: an event sets a handful of the positions).
 
         The change is summed per (dimension, finest bucket, mask) until ``flush``: the
         events of a batch mostly share those, so the windows' buckets are then updated
-        once per batch instead of once per event and window (the hot path).
+        once per batch instead of once per event and window.
         """
-        if self.muted or not mask:
+        if self.muted or not mask or not pairs:
             return
-        pairs = [(i, v) for i, v in enumerate(stats) if v]
-        if sign < 0:
+        if removal:
             pairs = [(i, -v) for i, v in pairs]
         fine = int(ts // self.fine)
-        removal = sign < 0
         pending = self.pending
         for dim in dims:
             key = (dim, fine, mask, removal)
