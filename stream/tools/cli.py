@@ -177,6 +177,14 @@ def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) 
     show_default=True,
     help="Run the Quix Streams peer on the default and alert-heavy loads (needs the bench extra).",
 )
+@click.option(
+    "--rounds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Rounds of the service then the peer on the same events, alternated, for each of the two"
+    " loads; service_vs_peer is the median of the rounds' ratios (the host's pace moves between minutes).",
+)
 def bench(**options: Any) -> None:
     """Measure throughput against baselines, alert latency, memory and restart time (last line: JSON)."""
     import orjson

@@ -55,6 +55,8 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
             "1000",
             "--alert-heavy-events",
             "1000",
+            "--rounds",
+            "2",
         ],
         capture_output=True,
         text=True,
@@ -78,6 +80,15 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
     # the Quix Streams peer (the bench extra is in dev) on the default and the alert-heavy load
     assert result["peer_events_per_s"] > 0 and result["peer_cpu_us_per_event"] > 0
     assert result["service_vs_peer"] > 0
+    # the service and the peer alternated: a round each more, the ratio their rounds' median
+    for load in (result, result["alert_heavy"]):
+        rounds = load["rounds"]
+        assert len(rounds) == 2 and all(
+            r["service_events_per_s"] > 0 and r["peer_events_per_s"] > 0 for r in rounds
+        )
+        assert rounds[0]["service_events_per_s"] == load["service_events_per_s"]
+        ratios = sorted(r["service_vs_peer"] for r in rounds)
+        assert load["service_vs_peer"] == pytest.approx(sum(ratios) / 2)
     stress, heavy = result["stress"], result["alert_heavy"]
     assert stress["events"] == 1000 and stress["service_events_per_s"] > 0
     assert "peer_events_per_s" not in stress  # the peer runs on the two loads of issue #28
