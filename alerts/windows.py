@@ -24,6 +24,7 @@ from alerts.scores import WIDTH, Pairs, Stats, zero
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 Dim = tuple[str, str]
+_MISSING: dict[tuple[int, int], list[int]] = {}  # (windows, mask) -> the windows' indexes not in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,11 @@ class PartitionWindows:
         """Indexes of the windows missing from ``mask`` (an event too old for them)."""
         if mask == self.full:
             return []
-        return [i for i in range(len(self.specs)) if not mask & (1 << i)]
+        n = len(self.specs)
+        missing = _MISSING.get((n, mask))
+        if missing is None:
+            missing = _MISSING[(n, mask)] = [i for i in range(n) if not mask & (1 << i)]
+        return list(missing)
 
     def begin(self, source: str, offset: int) -> None:
         """Start a record: mute bucket changes if a replay brings one these buckets already hold."""

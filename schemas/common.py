@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 SCHEMA_VERSION = 1
 
 # RFC 3339 date-time: a "T" (or space) separator and a mandatory offset.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _NANOS = re.compile(r"\.(\d{7,9})")
 
 
@@ -31,7 +31,7 @@ def parse_timestamp(value: Any) -> datetime:
             "invalid_timestamp",
             "timestamp must be an RFC 3339 string such as 2026-11-22T13:20:53Z",
         )
-    if not _RFC3339.match(value):
+    if not RFC3339.match(value):
         raise PydanticCustomError(
             "invalid_timestamp",
             "timestamp {value} is not RFC 3339 with an offset (e.g. 2026-11-22T13:20:53Z)",
