@@ -31,7 +31,7 @@ from alerts.followup import (
 from alerts.pipeline import VERSION_HEADER, Record, dead_letter_emit
 from schemas.inputs import FollowupAction
 from schemas.validate import Rejection, parse
-from stream.kafka.partitioning import owner_function
+from stream.kafka.partitioning import placement
 from stream.metrics import Metrics
 from stream.settings import Settings
 from stream.worker.outputs import OutputGate
@@ -69,7 +69,7 @@ class FollowUpAgent:
         self.summaries: SlaIndex | None = None  # alert id -> summary and the totals; None: to build
         self.metrics = metrics
         self.clock = clock
-        self.owner = owner_function(settings.partitions)
+        self.owner = placement(settings.partitions)  # alert ids: the process's shared memo
         self.policy = settings.followup_policy()
 
     def _load(self, alert_id: str, dirty: dict[str, FollowUp]) -> FollowUp:

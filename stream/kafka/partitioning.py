@@ -54,14 +54,27 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def placement(partitions: int) -> Callable[[str], int]:
-    """Return ``key -> partition`` as Kafka's default partitioner places it, without a memo.
+@lru_cache(maxsize=65_536)
+def placed(key: bytes, partitions: int) -> int:
+    """``partition_for``, remembered: one memo for the process's every keyed record.
 
-    For keys seen once or twice (alert ids): a memo would only churn.
+    An alert id is placed three times (its follow-up record in the intake, its state and
+    its ``followup-events`` in the follow-up stage) and a fresh customer twice (its state,
+    its alert): one hash each instead. Each compiled hash also releases the GIL
+    (``py.allow_threads`` in ``murmurhash2``), so a call can hand the interpreter to Faust's
+    consumer thread for as long as that thread runs: fewer calls, fewer hand-offs.
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def placement(partitions: int) -> Callable[[str], int]:
+    """Return ``key -> partition`` as Kafka's default partitioner places it (keys seen a few times).
+
+    For alert ids: through the process's shared memo (``placed``), not a memo of its own.
     """
 
     def place(key: str) -> int:
-        return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+        return placed(key.encode("utf-8"), partitions)
 
     return place
 
@@ -71,6 +84,6 @@ def owner_function(partitions: int) -> Callable[[str], int]:
 
     @lru_cache(maxsize=65_536)
     def owner(customer_id: str) -> int:
-        return (murmur2(customer_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
+        return placed(customer_id.encode("utf-8"), partitions)
 
     return owner

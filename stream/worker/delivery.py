@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from functools import lru_cache
 from typing import Any, TypeVar
 
-from stream.kafka.partitioning import partition_for
+from stream.kafka.partitioning import placed
 
 Header = tuple[str, bytes]
 T = TypeVar("T")
 Within = Callable[[str, Awaitable[Any]], Awaitable[Any]]  # ``Deadlines.within``
 
 
-default_partition = lru_cache(maxsize=65_536)(partition_for)
+default_partition = placed  # the process's one memo of keys' partitions
 
 
 class Records:

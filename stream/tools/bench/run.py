@@ -469,7 +469,13 @@ def alternated(run: Run, name: str, settings: Settings, n: int, rounds: int, res
         )
     result["rounds"] = taken
     result["service_vs_peer"] = statistics.median(r["service_vs_peer"] for r in taken)
-    say(f"  the service against the peer over {len(taken)} rounds: median {result['service_vs_peer']}x")
+    cpus = [r["worker_cpu_us_per_event"] for r in taken if r["worker_cpu_us_per_event"] is not None]
+    # the goal's figure: the rounds' median too (the first round alone is one minute of the host)
+    result["worker_cpu_us_per_event_median"] = statistics.median(cpus) if cpus else None
+    say(
+        f"  over {len(taken)} rounds: the service {result['service_vs_peer']}x the peer (median), the"
+        f" worker {result['worker_cpu_us_per_event_median']} µs CPU per event (median)"
+    )
 
 
 class Worker:
@@ -950,9 +956,12 @@ def run_bench(
             return None if value is None else value >= limit
 
         # issue #28's goals; None: not measured in this run
+        def cpu_of(load: dict[str, Any]) -> float | None:  # the rounds' median where there were rounds
+            return load.get("worker_cpu_us_per_event_median", load.get("worker_cpu_us_per_event"))
+
         result["targets"] = {
-            "cpu_40us_per_event": at_most(result["worker_cpu_us_per_event"], 40),
-            "cpu_60us_per_event_alert_heavy": at_most(heavy.get("worker_cpu_us_per_event"), 60),
+            "cpu_40us_per_event": at_most(cpu_of(result), 40),
+            "cpu_60us_per_event_alert_heavy": at_most(cpu_of(heavy), 60),
             "twice_the_peer": at_least(result.get("service_vs_peer"), 2),
             "twice_the_peer_alert_heavy": at_least(heavy.get("service_vs_peer"), 2),
             "p99_50ms": result["p99_ms"] <= 50,

@@ -89,6 +89,8 @@ def test_bench_prints_progress_and_ends_with_one_json_line(kafka: LocalBroker) -
         assert rounds[0]["service_events_per_s"] == load["service_events_per_s"]
         ratios = sorted(r["service_vs_peer"] for r in rounds)
         assert load["service_vs_peer"] == pytest.approx(sum(ratios) / 2)
+        cpu = [r["worker_cpu_us_per_event"] for r in rounds if r["worker_cpu_us_per_event"] is not None]
+        assert load["worker_cpu_us_per_event_median"] == (pytest.approx(sum(cpu) / len(cpu)) if cpu else None)
     stress, heavy = result["stress"], result["alert_heavy"]
     assert stress["events"] == 1000 and stress["service_events_per_s"] > 0
     assert "peer_events_per_s" not in stress  # the peer runs on the two loads of issue #28

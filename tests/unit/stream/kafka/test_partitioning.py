@@ -7,7 +7,14 @@ from aiokafka.partitioner import murmur2 as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.kafka.partitioning import murmur2, murmur2_python, owner_function, partition_for, placement
+from stream.kafka.partitioning import (
+    murmur2,
+    murmur2_python,
+    owner_function,
+    partition_for,
+    placed,
+    placement,
+)
 from stream.worker.delivery import default_partition
 
 
@@ -28,8 +35,17 @@ def test_a_customer_is_owned_by_its_key_partition(customer_id: str, n: int) -> N
 
 
 @given(st.text(min_size=1, max_size=60), st.integers(1, 64))
-def test_the_unmemoized_placement_agrees_with_the_owner(key: str, n: int) -> None:
+def test_the_placement_agrees_with_the_owner(key: str, n: int) -> None:
     assert placement(n)(key) == owner_function(n)(key) == partition_for(key.encode(), n)
+
+
+def test_one_memo_serves_the_owner_the_placement_and_the_records() -> None:
+    """A key placed once is not hashed again by the other two, nor for another partition count."""
+    placed.cache_clear()
+    owner, place = owner_function(8), placement(8)
+    assert owner("c-1") == place("c-1") == default_partition(b"c-1", 8)
+    assert placed.cache_info().misses == 1 and placed.cache_info().hits == 2
+    assert placement(3)("c-1") == partition_for(b"c-1", 3) and placed.cache_info().misses == 2
 
 
 def test_known_values_from_the_java_client() -> None:
