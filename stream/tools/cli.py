@@ -185,6 +185,13 @@ def demo(duration: float | None, rate: float, malformed_rate: float, seed: int) 
     help="Rounds of the service then the peer on the same events, alternated, for each of the two"
     " loads; service_vs_peer is the median of the rounds' ratios (the host's pace moves between minutes).",
 )
+@click.option(
+    "--quiet-timeout-s",
+    default=90.0,
+    show_default=True,
+    help="The longest wait, before each pass of the service or the peer, for the machine to go quiet"
+    " (what the pass before it left behind: the broker's compaction, write-back).",
+)
 def bench(**options: Any) -> None:
     """Measure throughput against baselines, alert latency, memory and restart time (last line: JSON)."""
     import orjson
