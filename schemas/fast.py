@@ -18,32 +18,19 @@ datetime parser rounds nanoseconds and takes ``+0100`` offsets, which the contra
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from pydantic import BaseModel
 
 from schemas.common import RFC3339, parse_timestamp
-from schemas.inputs import Scores, SurveyResponse, TicketEvent, Ves
+from schemas.inputs import Channel, Priority, Scores, SurveyResponse, TicketEvent, TicketEventType, Ves
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 _NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 # checked in C while decoding; ``_time`` then parses (or hands the rare shapes to the contract's parser)
 _Stamp = Annotated[str, msgspec.Meta(pattern=RFC3339.pattern)]
-_TicketEventType = Literal[
-    "created",
-    "assigned",
-    "first_response",
-    "agent_reply",
-    "customer_reply",
-    "escalated",
-    "resolved",
-    "reopened",
-    "closed",
-]
-_Channel = Literal["email", "chat", "phone", "sms", "social", "web", "in_person"]
-_Priority = Literal["low", "normal", "high", "urgent"]
 
 
 class FastVes(msgspec.Struct, gc=False):
@@ -99,15 +86,15 @@ class FastTicket(msgspec.Struct, gc=False):
     event_id: _Id
     ticket_id: _Id
     customer_id: _Id
-    type: _TicketEventType
+    type: TicketEventType
     if TYPE_CHECKING:
         occurred_at: datetime
     else:
         occurred_at: _Stamp
     team: _Name | None = None
     agent_id: _Name | None = None
-    channel: _Channel | None = None
-    priority: _Priority | None = None
+    channel: Channel | None = None
+    priority: Priority | None = None
     category: _Name | None = None
     customer_tier: _Name | None = None
     account_value: _NonNegative | None = None
