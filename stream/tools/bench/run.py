@@ -86,12 +86,12 @@ def _machine_busy_s() -> float:
 def quiet_machine(timeout_s: float, below: float = 0.3, quiet_s: int = 2) -> float:
     """Wait until the whole machine is under ``below`` of a core busy for ``quiet_s`` seconds in a row.
 
-    A pass must not pay for the one before it: after the peer exits, the broker compacts
-    its changelog topics and the kernel writes its state store back to disk, and a worker
-    started at once used a quarter more CPU per event than on a quiet machine (49-51 µs
-    against 37-39 µs on the default load). Every pass of the alternated rounds and of the
-    peer starts after this. Returns the seconds waited (at most ``timeout_s``: on a host
-    that is never quiet the run goes on, and says so).
+    A pass must not pay for the work the one before it left running (the broker flushing
+    and compacting, the kernel writing back). Every pass of the service and of the peer
+    starts after this. It does not remove all of it: on the default load the service's
+    passes right after a peer pass still use more CPU per event than its first pass
+    (BENCHMARKS.md, "the rounds after the peer"). Returns the seconds waited (at most
+    ``timeout_s``: on a host that is never quiet the run goes on, and says so).
     """
     start = time.monotonic()
     quiet = 0
