@@ -132,13 +132,16 @@ _fromisoformat = datetime.fromisoformat
 _SURVEY = msgspec.json.Decoder(FastSurvey)
 _TICKET = msgspec.json.Decoder(FastTicket)
 _ENCODER = msgspec.json.Encoder()
+# msgspec raises RecursionError on deeply nested values (even in a field it skips): refused too,
+# so pydantic and orjson decide such a record (a dead letter past orjson's depth), never a crash
+_REFUSED = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
 
 def decode_survey(raw: bytes) -> FastSurvey | None:
     """The survey in ``raw``; None when the struct refuses it (ask pydantic why, or whether)."""
     try:
         return _SURVEY.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except _REFUSED:
         return None
 
 
@@ -146,7 +149,7 @@ def decode_ticket(raw: bytes) -> FastTicket | None:
     """The ticket event in ``raw``; None when the struct refuses it."""
     try:
         return _TICKET.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except _REFUSED:
         return None
 
 

@@ -337,3 +337,19 @@ def test_timestamps_the_contract_refuses_are_refused(stamp: str) -> None:
     doc = {"response_id": "r", "customer_id": "c", "submitted_at": stamp, "scores": {"nps": 3}}
     assert decode_survey(orjson.dumps(doc)) is None
     assert isinstance(parse(SurveyResponse, orjson.dumps(doc)), Rejection)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_values_are_refused_not_raised(depth: int) -> None:
+    """msgspec raises RecursionError on deep nesting: the record goes to pydantic, whose verdict stands."""
+    raw = b'{"response_id":"r","customer_id":"c","submitted_at":"2026-11-22T13:20:53Z",'
+    raw += b'"scores":{"nps":3},"x":'
+    raw += b"[" * depth + b"]" * depth + b"}"
+    assert decode_survey(raw) is None
+    assert decode_ticket(raw) is None
+    topics = Topics("survey-responses", "ticket-events", "rekey", "recovery-alerts", "feedback-dlq")
+    parsed = Pipeline(topics, AlertPolicy(), owner=lambda cid: 0)._parse(
+        "survey_response", Record("survey-responses", 0, 0, None, raw)
+    )
+    reference = parse(SurveyResponse, raw)
+    assert parsed == (reference if isinstance(reference, Rejection) else from_model(reference))
